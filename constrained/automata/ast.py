@@ -1,0 +1,124 @@
+"""Byte-level regular-expression AST: the common language of every lexeme.
+
+Regex syntax (``automata/regex_syntax.py``), JSON Schema lexemes (``schema/``) and grammar
+terminals all lower to these nodes; ``automata/nfa.py`` turns them into a byte NFA.
+Nodes are immutable and hashable so identical sub-expressions can be shared and cached.
+A node denotes a set of *byte strings* (UTF-8 for text).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(frozen=True, slots=True)
+class ByteSet:
+    """Exactly one byte from a set; ``bits`` is a 256-bit integer (bit b set = byte b)."""
+
+    bits: int
+
+    @staticmethod
+    def of(*byte_values: int) -> "ByteSet":
+        bits = 0
+        for b in byte_values:
+            bits |= 1 << b
+        return ByteSet(bits)
+
+    @staticmethod
+    def range(lo: int, hi: int) -> "ByteSet":
+        """Bytes ``lo..hi`` inclusive."""
+        return ByteSet(((1 << (hi - lo + 1)) - 1) << lo)
+
+    def __contains__(self, b: int) -> bool:
+        return bool((self.bits >> b) & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Concat:
+    """Items one after another; ``Concat(())`` is the empty string."""
+
+    items: tuple["Node", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Alt:
+    """Any one of the items; ``Alt(())`` is the empty language (matches nothing)."""
+
+    items: tuple["Node", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """``item`` repeated ``min`` to ``max`` times (``max=None``: unbounded)."""
+
+    item: "Node"
+    min: int
+    max: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    """Intersection of the items' languages (JSON Schema allOf of string patterns)."""
+
+    items: tuple["Node", ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """Complement of ``item`` with respect to all byte strings (use inside And)."""
+
+    item: "Node"
+
+
+Node = Union[ByteSet, Concat, Alt, Repeat, And, Not]
+
+EMPTY: Node = Concat(())
+NOTHING: Node = Alt(())
+ANY_BYTE = ByteSet((1 << 256) - 1)
+
+
+def literal(data: bytes | str) -> Node:
+    """The single string ``data`` (str is UTF-8 encoded)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) == 1:
+        return ByteSet.of(data[0])
+    return Concat(tuple(ByteSet.of(b) for b in data))
+
+
+def concat(*items: Node) -> Node:
+    """Concatenation, flattening nested Concats and dropping empty strings."""
+    out: list[Node] = []
+    for it in items:
+        if isinstance(it, Concat):
+            out.extend(it.items)
+        else:
+            out.append(it)
+    if len(out) == 1:
+        return out[0]
+    return Concat(tuple(out))
+
+
+def alt(*items: Node) -> Node:
+    """Alternation, flattening nested Alts."""
+    out: list[Node] = []
+    for it in items:
+        if isinstance(it, Alt):
+            out.extend(it.items)
+        else:
+            out.append(it)
+    if len(out) == 1:
+        return out[0]
+    return Alt(tuple(out))
+
+
+def repeat(item: Node, lo: int = 0, hi: int | None = None) -> Node:
+    """``item{lo,hi}``."""
+    if lo == 1 and hi == 1:
+        return item
+    return Repeat(item, lo, hi)
+
+
+def optional(item: Node) -> Node:
+    """``item?``."""
+    return Repeat(item, 0, 1)
