@@ -64,6 +64,10 @@ class BitmaskShapeError(ConstrainedError, ValueError):
     """A bitmask buffer has the wrong dtype or shape for this vocabulary."""
 
 
+class RollbackError(ConstrainedError, ValueError):
+    """``rollback(n)`` asked to undo more tokens than were advanced (or than ``max_rollback`` keeps)."""
+
+
 # --- generation ----------------------------------------------------------------------------
 class IncompleteOutput(ConstrainedError):
     """Generation stopped (token budget) before the constraint was satisfied.
@@ -74,3 +78,19 @@ class IncompleteOutput(ConstrainedError):
     def __init__(self, message: str, partial: str = "") -> None:
         super().__init__(message)
         self.partial = partial
+
+
+class OutputTypeError(ConstrainedError, TypeError):
+    """``generate``'s ``output_type`` is not a type the engine can constrain to (or an unknown grammar name)."""
+
+
+class PromptError(ConstrainedError, ValueError):
+    """A prompt is malformed (wrong type, bad chat messages, chat template requested but absent)."""
+
+
+class SamplingError(ConstrainedError, ValueError):
+    """Bad sampling parameters, or no token is left to sample after masking."""
+
+
+class OutputValidationError(ConstrainedError, ValueError):
+    """The finished text does not parse as the requested output type (e.g. a stop string cut it)."""
