@@ -180,3 +180,15 @@ class SetConstraint:
 
     def matcher(self) -> SetMatcher:
         return SetMatcher(self.strings, self.model.tokenizer, self.model.logit_width)
+
+
+_DEFAULT_MODEL: list[object] = []
+
+
+def default_model() -> object:
+    """The real default model (SmolLM2-135M-Instruct), loaded once per test session."""
+    if not _DEFAULT_MODEL:
+        import engine
+
+        _DEFAULT_MODEL.append(engine.load_model())
+    return _DEFAULT_MODEL[0]

@@ -30,7 +30,11 @@ def forced_tokens(matcher: Any, tokenizer: Any, token_bytes: Sequence[bytes]) ->
     forced = utf8_prefix(matcher.forced_bytes())
     if not forced:
         return []
-    ids = list(tokenizer.encode(forced.decode("utf-8"), add_bos=False))
+    text = forced.decode("utf-8")
+    try:  # never let forced text turn into control tokens (e.g. "<|im_end|>" inside a JSON string)
+        ids = list(tokenizer.encode(text, add_bos=False, parse_special=False))
+    except TypeError:
+        ids = list(tokenizer.encode(text, add_bos=False))
     # keep the prefix whose bytes spell a prefix of the forced bytes, token by token
     spelled = 0
     keep = 0

@@ -113,16 +113,13 @@ class LMAdapter:
 
     def apply_bitmask(self, logits: np.ndarray, bits: np.ndarray, rows: Sequence[int]) -> np.ndarray:
         """Copy of ``logits`` (float32[B, W]) with disallowed tokens set to -inf on ``rows``."""
+        from ..masks.bitmask import apply_token_bitmask
+
         out = np.array(logits, dtype=np.float32, copy=True)
-        if out.ndim != 2 or out.shape[1] < self.width:
+        if out.ndim != 2 or out.shape[1] != self.width:
             raise PromptError(f"model returned logits of shape {out.shape}, expected (batch, {self.width})")
         idx = np.asarray(rows, dtype=np.intp)
-        allowed = np.unpackbits(
-            np.ascontiguousarray(bits[idx]).view(np.uint8), axis=1, bitorder="little"
-        )[:, : self.width].astype(bool)
-        sub = out[idx, : self.width]
-        sub[~allowed] = -np.inf
-        out[idx, : self.width] = sub
+        out[idx] = apply_token_bitmask(out[idx], np.ascontiguousarray(bits[idx]))
         return out
 
     def start(self, prompts: list[list[int]]) -> np.ndarray:
