@@ -1,0 +1,192 @@
+"""Earley recogniser over lexemes with hash-consed, immutable Earley sets.
+
+A parser state is one :class:`EarleySet`. Items refer to their origin *set objects*
+rather than chart positions, so a set alone determines the parser's future: rollback is
+dropping a reference, and sets with equal items (origins compared by identity) are
+interned to one object, which makes the set itself the cache key for token masks.
+Nullable rules follow Aycock & Horspool (predicting a nullable symbol also advances over
+it), so completions with an empty span never need to be revisited.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from ..errors import ConstraintTooComplex, GrammarSyntaxError
+
+_MISSING: object = object()
+
+# An item is (production index, dot, origin set or None for "this set").
+Item = tuple[int, int, Optional["EarleySet"]]
+
+
+@dataclass(frozen=True)
+class ParserLimits:
+    """Resource limits: items in one Earley set, interned sets kept alive by the LRU."""
+
+    max_items_per_set: int = 200_000
+    keep_recent_sets: int = 4096
+
+
+class EarleySet:
+    """One interned Earley set (immutable once built).
+
+    ``by_next[symbol]`` lists the items whose dot stands before ``symbol``;
+    ``expected`` is the set of lexeme ids some item can scan; ``accepting`` says the
+    augmented start production is complete. ``_next`` memoises scans by lexeme set.
+    """
+
+    __slots__ = ("items", "by_next", "expected", "accepting", "_next", "__weakref__", "uid",
+                 "cache")
+
+    def __init__(self, items: frozenset[Item], by_next: dict[int, tuple[Item, ...]],
+                 expected: frozenset[int], accepting: bool, uid: int) -> None:
+        self.items = items
+        self.by_next = by_next
+        self.expected = expected
+        self.accepting = accepting
+        # successors by lexeme set: a weak reference (or None = dead) so that memoised
+        # transitions never keep a set alive on their own
+        self._next: dict[frozenset[int], Optional[weakref.ref[EarleySet]]] = {}
+        self.uid = uid
+        # per-set results of clients (token masks), dying with the set
+        self.cache: dict[object, object] = {}
+
+    def __repr__(self) -> str:
+        return f"EarleySet(#{self.uid}, {len(self.items)} items, accepting={self.accepting})"
+
+
+class EarleyParser:
+    """Recogniser for one context-free grammar over lexeme ids ``0..n_lexemes-1``.
+
+    Nonterminals are numbered from ``n_lexemes``. Production 0 is the augmented start
+    ``S' -> start``. The parser is shareable across threads: the intern table and
+    transition memo are guarded by a lock; sets themselves never change.
+    """
+
+    def __init__(self, n_lexemes: int, productions: list[tuple[int, tuple[int, ...]]],
+                 start: int, limits: ParserLimits | None = None) -> None:
+        self.n_lexemes = n_lexemes
+        self.limits = limits or ParserLimits()
+        aug = max([start, n_lexemes - 1] + [lhs for lhs, _ in productions]
+                  + [s for _, rhs in productions for s in rhs]) + 1
+        self.augmented_start = aug
+        self.productions: list[tuple[int, tuple[int, ...]]] = [(aug, (start,))] + list(productions)
+        by_lhs: dict[int, list[int]] = {}
+        for i, (lhs, _) in enumerate(self.productions):
+            by_lhs.setdefault(lhs, []).append(i)
+        self.by_lhs: dict[int, tuple[int, ...]] = {k: tuple(v) for k, v in by_lhs.items()}
+        for _, rhs in self.productions:
+            for s in rhs:
+                if s >= n_lexemes and s not in self.by_lhs:
+                    raise GrammarSyntaxError(f"nonterminal #{s} has no productions")
+        self.nullable = self._nullable()
+        self._lock = threading.RLock()
+        self._intern: "weakref.WeakValueDictionary[frozenset[Item], EarleySet]" = (
+            weakref.WeakValueDictionary())
+        self._recent: OrderedDict[int, EarleySet] = OrderedDict()
+        self._uid = 0
+        self.initial = self._build([(0, 0, None)])
+        assert self.initial is not None
+
+    def _nullable(self) -> frozenset[int]:
+        nullable: set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for lhs, rhs in self.productions:
+                if lhs not in nullable and all(s in nullable for s in rhs):
+                    nullable.add(lhs)
+                    changed = True
+        return frozenset(nullable)
+
+    # -- core ------------------------------------------------------------------------
+    def _build(self, kernel: Iterable[Item]) -> Optional[EarleySet]:
+        """Close ``kernel`` under predict / complete and intern the result."""
+        prods = self.productions
+        n_lex = self.n_lexemes
+        by_lhs = self.by_lhs
+        nullable = self.nullable
+        limit = self.limits.max_items_per_set
+        items: set[Item] = set()
+        work = list(kernel)
+        predicted: set[int] = set()
+        while work:
+            it = work.pop()
+            if it in items:
+                continue
+            items.add(it)
+            if len(items) > limit:
+                raise ConstraintTooComplex(
+                    f"Earley set exceeds {limit} items (ParserLimits.max_items_per_set)")
+            p, d, o = it
+            lhs, rhs = prods[p]
+            if d < len(rhs):
+                s = rhs[d]
+                if s >= n_lex:
+                    if s not in predicted:
+                        predicted.add(s)
+                        work.extend((q, 0, None) for q in by_lhs[s])
+                    if s in nullable:
+                        work.append((p, d + 1, o))
+            elif o is not None:
+                for pp, dd, oo in o.by_next.get(lhs, ()):
+                    work.append((pp, dd + 1, oo if oo is not None else o))
+        if not items:
+            return None
+        key = frozenset(items)
+        with self._lock:
+            found = self._intern.get(key)
+            if found is None:
+                by_next: dict[int, list[Item]] = {}
+                accepting = False
+                for it in items:
+                    p, d, _ = it
+                    rhs = prods[p][1]
+                    if d < len(rhs):
+                        by_next.setdefault(rhs[d], []).append(it)
+                    elif p == 0:
+                        accepting = True
+                expected = frozenset(s for s in by_next if s < n_lex)
+                self._uid += 1
+                found = EarleySet(key, {k: tuple(v) for k, v in by_next.items()},
+                                  expected, accepting, self._uid)
+                self._intern[key] = found
+            self._recent[found.uid] = found
+            self._recent.move_to_end(found.uid)
+            while len(self._recent) > self.limits.keep_recent_sets:
+                self._recent.popitem(last=False)
+        return found
+
+    def scan(self, state: EarleySet, lexemes: frozenset[int]) -> Optional[EarleySet]:
+        """The set after reading one lexeme whose identity is any of ``lexemes``.
+
+        Several ids arise when one span matches several terminals (``"if"`` and NAME);
+        the Earley set then follows every reading. Returns None when none is expected.
+        """
+        memo = state._next.get(lexemes, _MISSING)
+        if memo is None:
+            return None
+        if memo is not _MISSING:
+            found = memo()  # type: ignore[operator]
+            if found is not None:
+                return found
+        kernel = [(p, d + 1, o if o is not None else state)
+                  for t in lexemes for p, d, o in state.by_next.get(t, ())]
+        result = self._build(kernel) if kernel else None
+        with self._lock:
+            state._next[lexemes] = None if result is None else weakref.ref(result)
+        return result
+
+    def recognise(self, lexemes: Iterable[int | frozenset[int]]) -> bool:
+        """Whether a whole sequence of lexeme ids (or id sets) is a sentence."""
+        state: Optional[EarleySet] = self.initial
+        for lx in lexemes:
+            ids = lx if isinstance(lx, frozenset) else frozenset((lx,))
+            state = self.scan(state, ids)
+            if state is None:
+                return False
+        return state.accepting
