@@ -1,0 +1,289 @@
+"""LazyDFA: on-demand subset construction over a trimmed byte NFA.
+
+A DFA state is the frozenset of live NFA byte/accept states it stands for. A state's row
+(its successor for every byte equivalence class) is computed the first time any of its
+transitions is needed, in one go: the classes are grouped by which NFA states accept
+them (numpy ``packbits`` + ``unique``), so the Python work is per distinct successor,
+not per byte. Rows live in a growable ``int32[states, n_classes]`` table (-1 = not yet
+computed, state 0 = dead), so a batch of lookups is one numpy fancy index. Growth is
+serialised by a lock; the language never changes, so the object is logically immutable.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ConstraintTooComplex
+from .ast import Node
+from .limits import DEFAULT_LIMITS, Deadline, Limits
+from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, build_nfa
+
+DEAD = 0
+
+
+class LazyDFA:
+    """Deterministic automaton for the union of ``nodes`` (lexeme ``i`` = ``nodes[i]``).
+
+    State 0 is dead; ``start`` is the initial state (0 if the language is empty). Every
+    other state is live: some continuation reaches acceptance (the NFA is trimmed).
+    """
+
+    def __init__(self, nodes: Sequence[Node], limits: Limits | None = None) -> None:
+        self.limits = limits or DEFAULT_LIMITS
+        self.nfa: NFA = build_nfa(list(nodes), self.limits)
+        self.n_lexemes = len(nodes)
+        self._lock = threading.RLock()
+        nfa = self.nfa
+        self._class_of = nfa.class_of.astype(np.intp)
+        self.n_classes = nfa.n_classes
+        cap = 64
+        self._table = np.full((cap, self.n_classes), -1, dtype=np.int32)
+        self._table[DEAD] = DEAD
+        self._accepting = np.zeros(cap, dtype=bool)
+        self._sets: list[frozenset[int]] = [frozenset()]
+        self._byte_states: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
+        self._index: dict[frozenset[int], int] = {frozenset(): DEAD}
+        self._acc_lex: list[tuple[int, ...]] = [()]
+        self._live_lex: list[tuple[int, ...]] = [()]
+        self._succ_closure: dict[int, frozenset[int]] = {}
+        with self._lock:
+            start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts))
+            self.start: int = self._intern(start_set)
+
+    # --- construction ----------------------------------------------------------------
+    def _intern(self, states: frozenset[int]) -> int:
+        """Id of the DFA state for an NFA state set, creating it if new (lock held)."""
+        sid = self._index.get(states)
+        if sid is not None:
+            return sid
+        sid = len(self._sets)
+        if sid >= self.limits.max_states:
+            raise ConstraintTooComplex(
+                f"DFA exceeds {self.limits.max_states} states (Limits.max_states)")
+        if sid >= len(self._accepting):
+            self._grow(2 * len(self._accepting))
+        nfa = self.nfa
+        members = np.fromiter(states, dtype=np.int32, count=len(states))
+        members.sort()
+        kinds = nfa.kind[members]
+        accepts = members[kinds == KIND_ACCEPT]
+        acc = tuple(sorted(set(nfa.lexeme[accepts].tolist())))
+        self._sets.append(states)
+        self._byte_states.append(members[kinds == KIND_BYTE])
+        self._index[states] = sid
+        self._acc_lex.append(acc)
+        self._live_lex.append(tuple(sorted(set(nfa.lexeme[members].tolist()))))
+        self._accepting[sid] = bool(acc)
+        return sid
+
+    def _grow(self, cap: int) -> None:
+        table = np.full((cap, self.n_classes), -1, dtype=np.int32)
+        old = self._table
+        table[: len(old)] = old
+        accepting = np.zeros(cap, dtype=bool)
+        accepting[: len(self._accepting)] = self._accepting
+        self._accepting = accepting
+        self._table = table  # readers holding the old array still see valid rows
+
+    def _succ(self, s: int) -> frozenset[int]:
+        hit = self._succ_closure.get(s)
+        if hit is None:
+            hit = self.nfa.closure(int(self.nfa.succ[s]))
+            self._succ_closure[s] = hit
+        return hit
+
+    def _expand(self, state: int) -> None:
+        """Compute the whole transition row of ``state`` (no-op if already known)."""
+        with self._lock:
+            if self._table[state, 0] >= 0:
+                return
+            nfa = self.nfa
+            byte_states = self._byte_states[state]
+            row = np.zeros(self.n_classes, dtype=np.int32)
+            if len(byte_states):
+                sub = nfa.label_classes[nfa.label[byte_states]]  # k x n_classes
+                packed = np.packbits(sub, axis=0).T  # n_classes x ceil(k/8)
+                groups, inverse = np.unique(packed, axis=0, return_inverse=True)
+                inverse = inverse.reshape(-1)
+                k = len(byte_states)
+                for g in range(len(groups)):
+                    picked = np.unpackbits(groups[g], count=k).astype(bool)
+                    if not picked.any():
+                        continue
+                    members = byte_states[picked].tolist()
+                    if len(members) == 1:
+                        target_set = self._succ(members[0])
+                    else:
+                        target_set = frozenset().union(*(self._succ(s) for s in members))
+                    row[inverse == g] = self._intern(target_set)
+            self._table[state] = row
+
+    def explore(self, max_seconds: float | None = None) -> int:
+        """Build every reachable state (for small automata); returns ``n_states``."""
+        deadline = Deadline(self.limits.max_seconds if max_seconds is None else max_seconds,
+                            "DFA exploration")
+        i = 0
+        while i < self.n_states:
+            self._expand(i)
+            i += 1
+            if i & 0x3F == 0:
+                deadline.check()
+        return self.n_states
+
+    # --- queries ----------------------------------------------------------------------
+    @property
+    def n_states(self) -> int:
+        """States created so far (including the dead state 0)."""
+        return len(self._sets)
+
+    @property
+    def class_of(self) -> np.ndarray:
+        """Byte -> equivalence class (read-only copy)."""
+        return self._class_of.copy()
+
+    @property
+    def accepting(self) -> np.ndarray:
+        """bool[n_states]: accepting flag of every state created so far (a view)."""
+        return self._accepting[: self.n_states]
+
+    def step(self, state: int, byte: int) -> int:
+        """Successor of ``state`` on ``byte`` (0 = dead)."""
+        cls = self._class_of[byte]
+        t = self._table[state, cls]
+        if t < 0:
+            self._expand(state)
+            t = self._table[state, cls]
+        return int(t)
+
+    def step_many(self, states: np.ndarray, bytes_: np.ndarray) -> np.ndarray:
+        """Vectorised ``step``: ``int32[n]`` successors of ``states[i]`` on ``bytes_[i]``."""
+        states = np.asarray(states, dtype=np.intp)
+        cls = self._class_of[np.asarray(bytes_, dtype=np.intp)]
+        out = self._table[states, cls]
+        unknown = out < 0
+        if unknown.any():
+            for s in np.unique(states[unknown]).tolist():
+                self._expand(s)
+            out = self._table[states, cls]
+        return out.astype(np.int32, copy=False)
+
+    def transitions(self, state: int) -> np.ndarray:
+        """``int32[n_classes]``: successor of ``state`` for every byte class."""
+        if self._table[state, 0] < 0:
+            self._expand(state)
+        return self._table[state].copy()
+
+    def byte_transitions(self, state: int) -> np.ndarray:
+        """``int32[256]``: successor of ``state`` for every byte."""
+        return self.transitions(state)[self._class_of]
+
+    def walk(self, state: int, data: bytes) -> int:
+        """State after ``data`` from ``state`` (0 as soon as it dies)."""
+        for b in data:
+            state = self.step(state, b)
+            if state == DEAD:
+                return DEAD
+        return state
+
+    def matches(self, data: bytes) -> bool:
+        """Does the union language contain ``data``?"""
+        return self.is_accepting(self.walk(self.start, data))
+
+    def is_accepting(self, state: int) -> bool:
+        return bool(self._accepting[state])
+
+    def is_accepting_many(self, states: np.ndarray) -> np.ndarray:
+        """bool[n]: accepting flags of ``states``."""
+        return self._accepting[np.asarray(states, dtype=np.intp)]
+
+    def accepting_lexemes(self, state: int) -> tuple[int, ...]:
+        """Indices of the lexemes that accept in ``state`` (sorted)."""
+        return self._acc_lex[state]
+
+    def live_lexemes(self, state: int) -> tuple[int, ...]:
+        """Indices of the lexemes still alive in ``state`` (accepting now or later)."""
+        return self._live_lex[state]
+
+    def forced_bytes(self, state: int) -> bytes:
+        """The bytes every continuation from ``state`` must start with.
+
+        Stops at an accepting state (the output may end there) or where more than one
+        byte is possible.
+        """
+        out = bytearray()
+        seen = {state}
+        class_bytes = self.nfa.class_bytes
+        while state != DEAD and not self._accepting[state]:
+            row = self.transitions(state)
+            alive = np.flatnonzero(row != DEAD)
+            if len(alive) != 1 or len(class_bytes[alive[0]]) != 1:
+                break
+            out.append(int(class_bytes[alive[0]][0]))
+            state = int(row[alive[0]])
+            if state in seen:
+                break
+            seen.add(state)
+        return bytes(out)
+
+
+def is_prefix_free(dfa: LazyDFA) -> bool:
+    """True if no accepted string is a proper prefix of another (explores the DFA)."""
+    dfa.explore()
+    for s in range(1, dfa.n_states):
+        if dfa.is_accepting(s) and (dfa.transitions(s) != DEAD).any():
+            return False
+    return True
+
+
+def product_transitions(
+    components: list[tuple[Node, bool]], limits: Limits, deadline: Deadline
+) -> tuple[int, list[bool], list[list[tuple[int, int]]]]:
+    """Explicit DFA of the intersection of components (each possibly complemented).
+
+    Returns ``(n_states, accepting, edges)``; state 0 is the start; ``edges[q]`` lists
+    ``(target, byte-set bits)``. Complement is with respect to all byte strings.
+    """
+    dfas = [LazyDFA([node], limits) for node, _ in components]
+    negated = [neg for _, neg in components]
+
+    def dead(tup: tuple[int, ...]) -> bool:
+        return any(q == DEAD and not neg for q, neg in zip(tup, negated))
+
+    start = tuple(d.start for d in dfas)
+    index: dict[tuple[int, ...], int] = {start: 0}
+    order = [start]
+    accepting: list[bool] = []
+    edges: list[list[tuple[int, int]]] = []
+    weights = [1 << b for b in range(256)]
+    i = 0
+    while i < len(order):
+        tup = order[i]
+        i += 1
+        deadline.check()
+        accepting.append(not dead(tup) and all(
+            d.is_accepting(q) != neg for d, q, neg in zip(dfas, tup, negated)))
+        if dead(tup):
+            edges.append([])
+            continue
+        rows = np.stack([d.byte_transitions(q) if q != DEAD else np.zeros(256, np.int32)
+                         for d, q in zip(dfas, tup)])  # k x 256
+        targets, inverse = np.unique(rows.T, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        out: list[tuple[int, int]] = []
+        for g, target in enumerate(targets):
+            key = tuple(int(x) for x in target)
+            if dead(key):
+                continue
+            if key not in index:
+                if len(order) >= limits.max_states:
+                    raise ConstraintTooComplex(
+                        f"intersection/complement automaton exceeds {limits.max_states} "
+                        "states (Limits.max_states)")
+                index[key] = len(order)
+                order.append(key)
+            bits = sum(weights[b] for b in np.flatnonzero(inverse == g).tolist())
+            out.append((index[key], bits))
+        edges.append(out)
+    return len(order), accepting, edges

@@ -1,0 +1,291 @@
+"""Byte AST -> trimmed Thompson NFA in flat numpy arrays.
+
+States are byte states (one byte-set label, one successor), epsilon states (a list of
+successors, stored CSR) and one accept state per lexeme. The builder works right to left
+in continuation-passing style (``build(node, next_state)``) and memoises on
+``(node identity, next_state)``, so the interned UTF-8 sub-trees of a character class
+share states. Counted repetition expands copies; the size is capped by
+``Limits.max_nfa_states`` (estimated before building, so blow-ups fail at once).
+Intersection/complement (``And``/``Not``) are determinised through a small product DFA
+and embedded as a fragment. Trimming marks the states that can reach acceptance; closures
+only ever contain those, so every non-empty DFA state is live.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConstraintTooComplex, RegexUnsupported
+from .ast import Alt, And, ByteSet, Concat, Node, Not, Repeat
+from .limits import DEFAULT_LIMITS, Deadline, Limits
+
+KIND_BYTE, KIND_EPS, KIND_ACCEPT = 0, 1, 2
+
+
+@dataclass
+class NFA:
+    """A trimmed byte NFA for a list of lexemes (read-only after construction).
+
+    ``kind[s]``: byte / epsilon / accept. ``label[s]``: index into ``labels`` (256-bit
+    ints) for byte states, else -1. ``succ[s]``: successor of a byte state.
+    ``eps_ptr``/``eps_dst``: CSR epsilon edges. ``lexeme[s]``: owning lexeme.
+    ``starts[i]``: entry state of lexeme ``i``; ``live[s]``: can reach an accept state.
+    ``class_of``: byte -> equivalence class; ``label_classes[label[s]]``: bool[n_classes]
+    of the classes byte state ``s`` accepts.
+    """
+
+    kind: np.ndarray
+    label: np.ndarray
+    succ: np.ndarray
+    eps_ptr: np.ndarray
+    eps_dst: np.ndarray
+    lexeme: np.ndarray
+    starts: list[int]
+    labels: list[int]
+    live: np.ndarray
+    class_of: np.ndarray
+    class_bytes: list[np.ndarray]
+    label_classes: np.ndarray
+    _closures: dict[int, frozenset[int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.kind)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_bytes)
+
+    def closure(self, state: int) -> frozenset[int]:
+        """Live byte and accept states reachable from ``state`` by epsilon moves (memoised).
+
+        Not thread-safe on its own: the LazyDFA calls it under its lock.
+        """
+        hit = self._closures.get(state)
+        if hit is not None:
+            return hit
+        kind, live, ptr, dst = self.kind, self.live, self.eps_ptr, self.eps_dst
+        out: list[int] = []
+        seen = {state}
+        stack = [state]
+        while stack:
+            s = stack.pop()
+            if not live[s]:
+                continue
+            k = kind[s]
+            if k == KIND_EPS:
+                for t in dst[ptr[s] : ptr[s + 1]].tolist():
+                    if t not in seen:
+                        seen.add(t)
+                        stack.append(t)
+            else:
+                out.append(s)
+        res = frozenset(out)
+        self._closures[state] = res
+        return res
+
+
+class _Builder:
+    """Accumulates states while lowering AST nodes (see module docstring)."""
+
+    def __init__(self, limits: Limits, deadline: Deadline) -> None:
+        self.limits = limits
+        self.deadline = deadline
+        self.kind: list[int] = []
+        self.label: list[int] = []
+        self.succ: list[int] = []
+        self.eps: list[list[int]] = []
+        self.lexeme: list[int] = []
+        self.labels: list[int] = []
+        self.label_index: dict[int, int] = {}
+        self.memo: dict[tuple[int, int], int] = {}
+        self.keep: list[Node] = []  # keeps memo ids valid
+        self.current_lexeme = 0
+
+    def new(self, kind: int, label: int = -1, succ: int = -1, eps: list[int] | None = None) -> int:
+        s = len(self.kind)
+        if s >= self.limits.max_nfa_states:
+            raise ConstraintTooComplex(
+                f"regex NFA exceeds {self.limits.max_nfa_states} states (Limits.max_nfa_states)")
+        if s & 0xFFF == 0:
+            self.deadline.check()
+        self.kind.append(kind)
+        self.label.append(label)
+        self.succ.append(succ)
+        self.eps.append(eps if eps is not None else [])
+        self.lexeme.append(self.current_lexeme)
+        return s
+
+    def byte_state(self, bits: int, nxt: int) -> int:
+        idx = self.label_index.get(bits)
+        if idx is None:
+            idx = len(self.labels)
+            self.labels.append(bits)
+            self.label_index[bits] = idx
+        return self.new(KIND_BYTE, idx, nxt)
+
+    def build(self, node: Node, nxt: int) -> int:
+        """Entry state of a fragment matching ``node`` then continuing at ``nxt``."""
+        key = (id(node), nxt)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        if isinstance(node, ByteSet):
+            entry = self.byte_state(node.bits, nxt)
+        elif isinstance(node, Concat):
+            entry = nxt
+            for it in reversed(node.items):
+                entry = self.build(it, entry)
+        elif isinstance(node, Alt):
+            entry = self.new(KIND_EPS)
+            self.eps[entry] = [self.build(it, nxt) for it in node.items]
+        elif isinstance(node, Repeat):
+            entry = self.repeat(node, nxt)
+        elif isinstance(node, (And, Not)):
+            entry = self.boolean(node, nxt)
+        else:
+            raise TypeError(f"not a regex AST node: {node!r}")
+        self.memo[key] = entry
+        self.keep.append(node)
+        return entry
+
+    def repeat(self, node: Repeat, nxt: int) -> int:
+        lo, hi, item = node.min, node.max, node.item
+        if hi is not None and hi < lo:
+            raise RegexUnsupported(f"repeat bounds {{{lo},{hi}}} are reversed")
+        if hi is None:
+            loop = self.new(KIND_EPS)
+            self.eps[loop] = [self.build(item, loop), nxt]
+            cur = loop
+        else:
+            cur = nxt
+            for _ in range(hi - lo):
+                opt = self.new(KIND_EPS)
+                self.eps[opt] = [self.build(item, cur), nxt]
+                cur = opt
+        for _ in range(lo):
+            cur = self.build(item, cur)
+        return cur
+
+    def boolean(self, node: And | Not, nxt: int) -> int:
+        """Intersection / complement: explore a product DFA, embed it as a fragment."""
+        from .dfa import product_transitions  # local import: dfa builds on this module
+
+        components: list[tuple[Node, bool]] = []
+
+        def add(n: Node, negated: bool) -> None:
+            if isinstance(n, Not):
+                add(n.item, not negated)
+            elif isinstance(n, And) and not negated:
+                for it in n.items:
+                    add(it, False)
+            else:
+                components.append((n, negated))
+
+        add(node, False)
+        states, accepting, edges = product_transitions(components, self.limits, self.deadline)
+        entries = [self.new(KIND_EPS) for _ in range(states)]
+        for q in range(states):
+            targets = [self.byte_state(bits, entries[t]) for t, bits in edges[q]]
+            if accepting[q]:
+                targets.append(nxt)
+            self.eps[entries[q]] = targets
+        return entries[0]
+
+
+def _estimate(node: Node, memo: dict[int, int]) -> int:
+    """Upper-bound-ish state count (shared sub-trees counted per use)."""
+    key = id(node)
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    if isinstance(node, ByteSet):
+        res = 1
+    elif isinstance(node, (Concat, Alt, And)):
+        res = 1 + sum(_estimate(it, memo) for it in node.items)
+    elif isinstance(node, Not):
+        res = 1 + _estimate(node.item, memo)
+    elif isinstance(node, Repeat):
+        copies = node.min + (1 if node.max is None else max(node.max - node.min, 0))
+        res = 1 + max(copies, 1) * (_estimate(node.item, memo) + 1)
+    else:
+        res = 1
+    memo[key] = res
+    return res
+
+
+def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
+    """Build the trimmed NFA of the union of ``nodes`` (lexeme ``i`` = ``nodes[i]``)."""
+    limits = limits or DEFAULT_LIMITS
+    deadline = Deadline(limits.max_seconds, "regex NFA construction")
+    memo: dict[int, int] = {}
+    estimate = sum(_estimate(n, memo) for n in nodes)
+    # The estimate counts shared UTF-8 sub-trees per use, so allow some slack.
+    if estimate > 4 * limits.max_nfa_states:
+        raise ConstraintTooComplex(
+            f"regex NFA would need about {estimate} states, over the limit of "
+            f"{limits.max_nfa_states} (Limits.max_nfa_states); counted repetitions multiply")
+    b = _Builder(limits, deadline)
+    starts: list[int] = []
+    old_limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(max(old_limit, 20_000))
+        for i, node in enumerate(nodes):
+            b.current_lexeme = i
+            acc = b.new(KIND_ACCEPT)
+            starts.append(b.build(node, acc))
+    except RecursionError:
+        raise ConstraintTooComplex("regex is nested too deeply") from None
+    finally:
+        sys.setrecursionlimit(old_limit)
+    return _finish(b, starts, deadline)
+
+
+def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
+    n = len(b.kind)
+    kind = np.array(b.kind, dtype=np.int8)
+    label = np.array(b.label, dtype=np.int32)
+    succ = np.array(b.succ, dtype=np.int32)
+    lens = np.fromiter((len(e) for e in b.eps), dtype=np.int64, count=n)
+    eps_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=eps_ptr[1:])
+    eps_dst = np.fromiter((t for e in b.eps for t in e), dtype=np.int32, count=int(eps_ptr[-1]))
+    lexeme = np.array(b.lexeme, dtype=np.int32)
+
+    # byte equivalence classes: bytes that every label treats alike
+    if b.labels:
+        raw = np.frombuffer(b"".join(x.to_bytes(32, "little") for x in b.labels), dtype=np.uint8)
+        matrix = np.unpackbits(raw.reshape(len(b.labels), 32), axis=1, bitorder="little").astype(bool)
+    else:
+        matrix = np.zeros((0, 256), dtype=bool)
+    _, first_idx, class_of = np.unique(matrix.T, axis=0, return_index=True, return_inverse=True)
+    class_of = class_of.reshape(-1).astype(np.int32)
+    n_classes = len(first_idx)
+    class_bytes = [np.flatnonzero(class_of == c).astype(np.uint8) for c in range(n_classes)]
+    label_cls = matrix[:, first_idx] if len(b.labels) else np.zeros((0, n_classes), dtype=bool)
+
+    # trimming: reverse reachability from the accept states over non-empty edges
+    is_byte = kind == KIND_BYTE
+    nonempty = np.zeros(n, dtype=bool)
+    nonempty[is_byte] = label_cls[label[is_byte]].any(axis=1) if is_byte.any() else False
+    src = np.concatenate([np.flatnonzero(nonempty), np.repeat(np.arange(n), lens)])
+    dst = np.concatenate([succ[nonempty], eps_dst]).astype(np.int64)
+    order = np.argsort(dst, kind="stable")
+    rsrc = src[order]
+    rptr = np.searchsorted(dst[order], np.arange(n + 1))
+    live = np.zeros(n, dtype=bool)
+    stack = np.flatnonzero(kind == KIND_ACCEPT).tolist()
+    live[stack] = True
+    while stack:
+        t = stack.pop()
+        for s in rsrc[rptr[t] : rptr[t + 1]].tolist():
+            if not live[s]:
+                live[s] = True
+                stack.append(s)
+    deadline.check()
+    return NFA(kind=kind, label=label, succ=succ, eps_ptr=eps_ptr, eps_dst=eps_dst,
+               lexeme=lexeme, starts=starts, labels=b.labels, live=live, class_of=class_of,
+               class_bytes=class_bytes, label_classes=label_cls)

@@ -1,0 +1,123 @@
+"""Core LazyDFA behaviour: agreement with Python ``re`` on hand-picked patterns, the
+state/lexeme API, vectorised stepping, forced bytes and thread-safe growth."""
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from constrained.automata import DEAD, LazyDFA, parse_regex
+
+CASES: list[tuple[str, list[str]]] = [
+    (r"\d{3}-\d{4}", ["123-4567", "12-4567", "١٢٣-٤٥٦٧", "123-45678", ""]),
+    (r"\w+@\w+\.com", ["ab@cd.com", "é@ü.com", "a@b.co", "_@_.com", "a b@c.com"]),
+    (r"(?i)straße|k", ["STRASSE", "straße", "STRAßE", "K", "\u212a", "k", "x"]),
+    (r"^a(b|c)*d?$", ["a", "abcbd", "ad", "abd", "ac", "", "da"]),
+    (r"[A-Za-z][a-z ]{2,5}\.", ["Hel.", "Ha.", "Hello w.", "Hello.", "hi  .", "H   ."]),
+    (r"(?s).|\n\n", ["\n", "\n\n", "é", "ab", ""]),
+    (r".", ["\n", "a", "😀", ""]),
+    (r"[^a-c]+", ["def", "dad", "😀x", "\n"]),
+    (r"(?x) a b # comment\n c", ["abc", "a b c"]),
+    (r"(?i:ab)c", ["ABc", "ABC", "abc"]),
+    (r"colou?r|gr[ae]y", ["color", "colour", "grey", "gray", "grxy"]),
+    (r"(ab){2,3}?", ["ab", "abab", "ababab", "abababab"]),
+    (r"x*?y+?z??", ["y", "xxyz", "xz", "xyyz"]),
+    (r"[\u00e0-\u00ff\U0001F600-\U0001F64F]*", ["àÿ😀🙏", "ß", "ā"]),
+    (r"(?a)\w+\s\d", ["ab 1", "é 1", "ab\u00a01", "ab \u0661"]),
+    (r"\W\S\D", ["!a!", " aa", "é!!"]),
+    (r"a{0}b", ["b", "ab"]),
+    (r"", ["", "a"]),
+    (r"[^\x00-\U0010ffff]|a", ["a", "b", ""]),
+]
+
+
+@pytest.mark.parametrize("pattern,strings", CASES)
+def test_matches_python_re(pattern: str, strings: list[str]) -> None:
+    dfa = LazyDFA([parse_regex(pattern)])
+    for s in strings:
+        assert dfa.matches(s.encode()) == bool(re.fullmatch(pattern, s)), (pattern, s)
+
+
+def test_dead_state_and_start() -> None:
+    dfa = LazyDFA([parse_regex("ab")])
+    assert dfa.start != DEAD
+    assert dfa.step(DEAD, ord("a")) == DEAD
+    assert dfa.step(dfa.start, ord("x")) == DEAD
+    assert not dfa.is_accepting(DEAD)
+    empty = LazyDFA([parse_regex("[^\\x00-\\U0010ffff]")])
+    assert empty.start == DEAD
+
+
+def test_invalid_utf8_and_surrogates_rejected() -> None:
+    dfa = LazyDFA([parse_regex(r"(?s).*")])
+    assert dfa.matches("héllo😀".encode())
+    assert not dfa.matches(b"\xff")
+    assert not dfa.matches(b"\xc3")  # truncated
+    assert not dfa.matches(b"\xed\xa0\x80")  # encoded surrogate D800
+    assert not dfa.matches(b"\xc0\x80")  # overlong
+
+
+def test_step_many_matches_step() -> None:
+    dfa = LazyDFA([parse_regex(r"[a-z]+\d*|é+")])
+    rng = np.random.default_rng(0)
+    states = np.array([dfa.start] * 50, dtype=np.int32)
+    for _ in range(6):
+        data = rng.choice(np.frombuffer(b"ab9\xc3\xa9 ", np.uint8), size=len(states))
+        expected = np.array([dfa.step(int(s), int(b)) for s, b in zip(states, data)])
+        got = dfa.step_many(states, data)
+        assert got.dtype == np.int32
+        assert np.array_equal(got, expected)
+        states = got
+    assert np.array_equal(dfa.is_accepting_many(states), dfa.accepting[states])
+
+
+def test_lexeme_identity() -> None:
+    dfa = LazyDFA([parse_regex("if"), parse_regex("[a-z]+"), parse_regex(r"\d+")])
+    s = dfa.walk(dfa.start, b"if")
+    assert dfa.accepting_lexemes(s) == (0, 1)
+    assert dfa.live_lexemes(s) == (0, 1)
+    s2 = dfa.step(s, ord("x"))
+    assert dfa.accepting_lexemes(s2) == (1,)
+    assert dfa.live_lexemes(s2) == (1,)
+    s3 = dfa.walk(dfa.start, b"i")
+    assert dfa.accepting_lexemes(s3) == (1,) and dfa.live_lexemes(s3) == (0, 1)
+    assert dfa.live_lexemes(dfa.start) == (0, 1, 2)
+
+
+def test_forced_bytes() -> None:
+    dfa = LazyDFA([parse_regex(r"abc(de|dx)f")])
+    assert dfa.forced_bytes(dfa.start) == b"abcd"
+    s = dfa.walk(dfa.start, b"abcde")
+    assert dfa.forced_bytes(s) == b"f"
+    assert dfa.forced_bytes(dfa.walk(s, b"f")) == b""  # accepting: may stop
+    assert LazyDFA([parse_regex("é")]).forced_bytes(1) == "é".encode()
+    opt = LazyDFA([parse_regex("ab?")])
+    assert opt.forced_bytes(opt.start) == b"a"
+
+
+def test_every_reachable_state_is_live() -> None:
+    dfa = LazyDFA([parse_regex(r"(a[^\x00-\U0010ffff]|b)c+|\d{2}")])
+    dfa.explore()
+    for s in range(1, dfa.n_states):
+        row = dfa.transitions(s)
+        assert dfa.is_accepting(s) or (row != DEAD).any(), s
+
+
+def test_concurrent_growth() -> None:
+    dfa = LazyDFA([parse_regex(r"[a-z]{1,6}(\d|x){1,4}")])
+    words = [f"{chr(97 + i % 26)}{chr(97 + (i * 7) % 26)}x{i % 10}" for i in range(200)]
+    errors: list[str] = []
+
+    def run() -> None:
+        for w in words:
+            if dfa.matches(w.encode()) != bool(re.fullmatch(r"[a-z]{1,6}(\d|x){1,4}", w)):
+                errors.append(w)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
