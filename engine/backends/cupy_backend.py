@@ -1,0 +1,150 @@
+"""CuPy backend (CUDA): the same transformer with cupy arrays on one GPU.
+
+Mirrors the numpy backend operation for operation (CuPy implements numpy's semantics on
+the device), so results match it to float32 rounding. Weights are moved once by
+:meth:`asarray`; the KV cache is allocated on the device with :meth:`zeros`; bitmask
+masking and sampling run on the device. cupy is imported when the backend is built.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendUnavailable
+from .base import Array, Backend
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))
+
+
+def _import_cupy() -> Any:
+    """The cupy module with a usable CUDA device, or a clear BackendUnavailable."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "the cupy backend needs CuPy built for your CUDA: pip install 'constrained[cupy]'"
+        ) from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # cupy raises CUDARuntimeError / driver errors without a GPU
+        raise BackendUnavailable(f"CuPy is installed but finds no CUDA device: {exc}") from exc
+    if count < 1:
+        raise BackendUnavailable("CuPy is installed but finds no CUDA device")
+    return cupy
+
+
+class CupyBackend(Backend):
+    """cupy float32 arrays on CUDA device ``device`` ("cuda" or "cuda:N")."""
+
+    name = "cupy"
+
+    def __init__(self, device: str = "cuda") -> None:
+        kind, _, num = device.partition(":")
+        if kind != "cuda":
+            raise BackendUnavailable(f"the cupy backend runs on CUDA devices only, not {device!r}")
+        cp = _import_cupy()
+        self.cp = cp
+        self.device = cp.cuda.Device(int(num) if num else 0)
+        self.device.use()
+        self._shifts = cp.arange(32, dtype=cp.int32)
+
+    def asarray(self, x: np.ndarray) -> Array:
+        with self.device:
+            return self.cp.asarray(np.ascontiguousarray(x, dtype=np.float32))
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        if isinstance(x, np.ndarray):
+            return x
+        return self.cp.asnumpy(x)
+
+    def zeros(self, shape: tuple[int, ...]) -> Array:
+        with self.device:
+            return self.cp.zeros(shape, dtype=self.cp.float32)
+
+    def index(self, x: Array) -> Array:
+        with self.device:
+            return self.cp.asarray(x, dtype=self.cp.int64)
+
+    def linear(self, x: Array, w_t: Array, bias: Array | None = None) -> Array:
+        y = x @ w_t
+        if bias is not None:
+            y += bias
+        return y
+
+    def rms_norm(self, x: Array, weight: Array, eps: float) -> Array:
+        cp = self.cp
+        ms = (x * x).mean(axis=-1, keepdims=True, dtype=cp.float32)
+        return x * (1.0 / cp.sqrt(ms + cp.float32(eps))) * weight
+
+    def rope(self, x: Array, cos: Array, sin: Array) -> Array:
+        half = x.shape[-1] // 2
+        c = cos[:, :, None, :]
+        s = sin[:, :, None, :]
+        x1 = x[..., :half]
+        x2 = x[..., half:]
+        return self.cp.concatenate((x1 * c - x2 * s, x2 * c + x1 * s), axis=-1)
+
+    def attention(self, q: Array, k: Array, v: Array, bias: Array) -> Array:
+        cp = self.cp
+        B, T, H, hd = q.shape
+        K, L = k.shape[1], k.shape[2]
+        G = H // K
+        qg = cp.ascontiguousarray(q.reshape(B, T, K, G, hd).transpose(0, 2, 3, 1, 4)).reshape(B, K, G * T, hd)
+        s = (qg @ k.swapaxes(-1, -2)).reshape(B, K, G, T, L)
+        s += bias[:, None, None, :, :]
+        s -= s.max(axis=-1, keepdims=True)
+        cp.exp(s, out=s)
+        s /= s.sum(axis=-1, keepdims=True)
+        o = s.reshape(B, K, G * T, L) @ v
+        return o.reshape(B, K, G, T, hd).transpose(0, 3, 1, 2, 4).reshape(B, T, H * hd)
+
+    def act_mul(self, gate_up: Array, activation: str) -> Array:
+        cp = self.cp
+        ff = gate_up.shape[-1] // 2
+        g = gate_up[..., :ff]
+        u = gate_up[..., ff:]
+        if activation == "silu":
+            return g / (1.0 + cp.exp(-g)) * u
+        inner = cp.tanh(_GELU_C * (g + 0.044715 * g * g * g))
+        return 0.5 * g * (1.0 + inner) * u
+
+    def embed(self, table: Array, ids: Array) -> Array:
+        return table[self.index(ids)]
+
+    def lm_head(self, h: Array, table: Array) -> Array:
+        return h @ table.T
+
+    def write_cache(self, cache: Array, rows: Array, positions: Array, values: Array) -> None:
+        cache[self.index(rows), :, self.index(positions)] = values
+
+    def apply_bitmask(self, logits: Array, bitmask: np.ndarray | Array) -> Array:
+        """Set logits of tokens whose bit is 0 to -inf, in place (ids past the mask too)."""
+        cp = self.cp
+        bits = cp.asarray(bitmask, dtype=cp.int32).reshape(logits.shape[0], -1)
+        allowed = ((bits[:, :, None] >> self._shifts) & 1).astype(cp.bool_).reshape(bits.shape[0], -1)
+        width = logits.shape[-1]
+        covered = min(width, allowed.shape[1])
+        view = logits[:, :covered]
+        view[~allowed[:, :covered]] = -cp.inf
+        if width > covered:
+            logits[:, covered:] = -cp.inf
+        return logits
+
+    def sample(self, logits: Array, temperature: float, generator: Any | None = None) -> np.ndarray:
+        """One id per row: argmax at ``temperature == 0``, else a Gumbel-max draw on device.
+
+        ``generator`` is a ``cupy.random.Generator``-like object with ``random(shape)``
+        (default: CuPy's global generator).
+        """
+        cp = self.cp
+        if temperature <= 0:
+            return cp.asnumpy(logits.argmax(axis=-1))
+        rand = generator.random if generator is not None else cp.random.random
+        u = cp.maximum(rand(logits.shape, dtype=cp.float32), cp.float32(1e-20))
+        gumbel = -cp.log(-cp.log(u))
+        return cp.asnumpy((logits / cp.float32(temperature) + gumbel).argmax(axis=-1))
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for timing)."""
+        self.cp.cuda.Stream.null.synchronize()

@@ -1,0 +1,121 @@
+"""The torch backend against the numpy backend: op by op, then the whole model.
+
+Op level: every ``Backend`` method on random float32 inputs (shapes as the transformer
+uses them) must agree with numpy to 1e-5. Model level: SmolLM2 logits from
+``load_model(backend="torch")`` equal the numpy backend's within 1e-4 for several prompts
+and a batched session. Runs on CPU torch (CI); the same file runs on CUDA in tests/gpu.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed (pip install 'constrained[torch]')")
+
+from engine.backends.numpy_backend import NumpyBackend  # noqa: E402
+from engine.backends.torch_backend import TorchBackend  # noqa: E402
+from engine.errors import BackendUnavailable  # noqa: E402
+
+DEVICE = "cpu"
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[NumpyBackend, TorchBackend]:
+    return NumpyBackend(), TorchBackend(DEVICE)
+
+
+def _rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.normal(size=shape).astype(np.float32)
+
+
+def _close(tb: TorchBackend, got: object, want: np.ndarray, tol: float = 1e-5) -> None:
+    g = tb.to_numpy(got)
+    assert g.dtype == np.float32 and g.shape == want.shape
+    np.testing.assert_allclose(g, want, rtol=tol, atol=tol)
+
+
+def test_elementwise_and_linear_ops(pair: tuple[NumpyBackend, TorchBackend]) -> None:
+    nb, tb = pair
+    rng = np.random.default_rng(0)
+    x, w, b = _rand(rng, 2, 3, 64), _rand(rng, 64, 48), _rand(rng, 48)
+    _close(tb, tb.linear(tb.asarray(x), tb.asarray(w), tb.asarray(b)), nb.linear(x, w, b.copy()))
+    _close(tb, tb.linear(tb.asarray(x), tb.asarray(w)), nb.linear(x, w))
+    g = _rand(rng, 64)
+    _close(tb, tb.rms_norm(tb.asarray(x), tb.asarray(g), 1e-5), nb.rms_norm(x, g, 1e-5))
+    for act in ("silu", "gelu_tanh"):
+        gu = _rand(rng, 2, 3, 96)
+        _close(tb, tb.act_mul(tb.asarray(gu), act), nb.act_mul(gu, act))
+    q = _rand(rng, 2, 5, 4, 16)
+    cos, sin = _rand(rng, 2, 5, 8), _rand(rng, 2, 5, 8)
+    _close(tb, tb.rope(tb.asarray(q), tb.asarray(cos), tb.asarray(sin)), nb.rope(q, cos, sin))
+
+
+def test_attention_gqa_with_bias(pair: tuple[NumpyBackend, TorchBackend]) -> None:
+    nb, tb = pair
+    rng = np.random.default_rng(1)
+    B, T, H, K, L, hd = 2, 3, 6, 2, 7, 8
+    q, k, v = _rand(rng, B, T, H, hd), _rand(rng, B, K, L, hd), _rand(rng, B, K, L, hd)
+    bias = np.zeros((B, T, L), np.float32)
+    bias[0, :, 5:] = -np.inf  # masked (future / padding) positions
+    bias[1, 0, 3:] = -np.inf
+    want = nb.attention(q, k, v, bias.copy())
+    _close(tb, tb.attention(tb.asarray(q), tb.asarray(k), tb.asarray(v), tb.asarray(bias)), want)
+
+
+def test_embed_lm_head_and_cache(pair: tuple[NumpyBackend, TorchBackend]) -> None:
+    nb, tb = pair
+    rng = np.random.default_rng(2)
+    table = _rand(rng, 50, 16)
+    ids = np.array([[3, 7, 49], [0, 1, 2]])
+    _close(tb, tb.embed(tb.asarray(table), tb.index(ids)), nb.embed(table, nb.index(ids)))
+    h = _rand(rng, 4, 16)
+    _close(tb, tb.lm_head(tb.asarray(h), tb.asarray(table)), nb.lm_head(h, table), 1e-4)
+    cache_np = np.zeros((2, 3, 10, 4), np.float32)
+    cache_t = tb.zeros((2, 3, 10, 4))
+    rows = np.array([[0, 0], [1, 1]])
+    pos = np.array([[4, 5], [0, 1]])
+    vals = _rand(rng, 2, 2, 3, 4)
+    nb.write_cache(cache_np, nb.index(rows), nb.index(pos), vals)
+    tb.write_cache(cache_t, tb.index(rows), tb.index(pos), tb.asarray(vals))
+    _close(tb, cache_t, cache_np, 0)
+
+
+def test_apply_bitmask_and_sample_on_device(pair: tuple[NumpyBackend, TorchBackend]) -> None:
+    _nb, tb = pair
+    rng = np.random.default_rng(3)
+    width = 70  # 3 words cover 96 ids; ids >= 70 do not exist
+    allowed = rng.random((2, 96)) < 0.3
+    allowed[:, 0] = True
+    packed = np.packbits(allowed, axis=-1, bitorder="little").view("<i4").astype(np.int32)
+    logits = tb.asarray(_rand(rng, 2, width))
+    tb.apply_bitmask(logits, packed)
+    got = np.isfinite(tb.to_numpy(logits))
+    assert np.array_equal(got, allowed[:, :width])
+    greedy = tb.sample(logits, 0.0)
+    assert np.array_equal(greedy, np.argmax(tb.to_numpy(logits), axis=-1))
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    draws = np.stack([tb.sample(logits, 1.0, gen) for _ in range(400)])
+    assert allowed[0, draws[:, 0]].all() and allowed[1, draws[:, 1]].all()
+    # a wider logit row than the mask covers: the uncovered ids are masked
+    wide = tb.asarray(np.zeros((2, 100), np.float32))
+    tb.apply_bitmask(wide, packed)
+    assert not np.isfinite(tb.to_numpy(wide)[:, 96:]).any()
+
+
+def test_sampling_distribution_matches_softmax(pair: tuple[NumpyBackend, TorchBackend]) -> None:
+    _nb, tb = pair
+    logits = np.log(np.array([[0.5, 0.3, 0.2, 1e-9]], np.float32))
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
+    draws = np.array([tb.sample(tb.asarray(logits), 1.0, gen)[0] for _ in range(3000)])
+    freq = np.bincount(draws, minlength=4) / draws.size
+    np.testing.assert_allclose(freq[:3], [0.5, 0.3, 0.2], atol=0.03)
+
+
+def test_unavailable_devices_raise_clearly() -> None:
+    with pytest.raises(BackendUnavailable):
+        TorchBackend("mps:7" if not torch.backends.mps.is_available() else "xla")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailable, match="CUDA"):
+            TorchBackend("cuda")
+    with pytest.raises(BackendUnavailable):
+        TorchBackend("not-a-device")
