@@ -172,9 +172,17 @@ def _prompt_from_args(args: argparse.Namespace, stdin: TextIO) -> str:
 
 # ----------------------------------------------------------------------------- commands
 def _default_loader(name: str | None) -> Any:
+    """Load ``name``: a registry name (provisioned on first use), a GGUF file or HF folder."""
     import engine
+    from engine import registry
 
-    return engine.load_model(name) if name else engine.load_model()
+    if name is None:
+        return engine.load_model()
+    if name in registry.names():
+        return engine.load_model(registry.model_path(name))
+    if not Path(name).exists():
+        raise CliError(f"model not found: {name} (not a file, a folder, or one of: {', '.join(registry.names())})")
+    return engine.load_model(name)
 
 
 def _jsonable(value: Any) -> Any:
@@ -238,11 +246,15 @@ def cmd_models(args: argparse.Namespace, stdout: TextIO) -> int:
     from engine import registry
 
     if args.pull:
-        path = registry.provision(args.pull)
-        stdout.write(f"{args.pull}: {path}\n")
+        path = registry.model_path(args.pull)
+        stdout.write(f"{args.pull}\t{path}\n")
         return 0
-    for entry in registry.list_models():
-        stdout.write(f"{entry}\n")
+    for name in registry.names():
+        spec = registry.MODELS[name]
+        cached = (registry.cache_dir() / spec.name / spec.filename).is_file()
+        default = " (default)" if name == registry.DEFAULT_MODEL else ""
+        state = "cached" if cached else "not downloaded"
+        stdout.write(f"{name}{default}\t{spec.size / 1e6:.0f} MB\t{state}\t{spec.description}\n")
     return 0
 
 

@@ -76,10 +76,11 @@ class FakeSession:
     def _compute(self) -> np.ndarray:
         return np.stack([fake_logits(h, self.model.logit_width) for h in self.histories])
 
-    def step(self, feeds: list[list[int] | None]) -> np.ndarray:
+    def step(self, feeds: list[list[int]]) -> np.ndarray:
         assert len(feeds) == len(self.histories)
         assert any(f for f in feeds), "step called with nothing to feed"
-        self.model.calls.append([len(f) if f else 0 for f in feeds])
+        assert all(isinstance(f, list) for f in feeds), "finished rows feed []"
+        self.model.calls.append([len(f) for f in feeds])
         for h, f in zip(self.histories, feeds):
             if f:
                 h.extend(f)
@@ -96,7 +97,7 @@ class FakeModel:
         self.calls: list[list[int]] = []
         self.starts: list[list[list[int]]] = []
 
-    def start(self, prompts: list[list[int]]) -> FakeSession:
+    def start(self, prompts: list[list[int]], max_new_tokens: int = 256) -> FakeSession:
         self.starts.append([list(p) for p in prompts])
         return FakeSession(self, [list(p) for p in prompts])
 

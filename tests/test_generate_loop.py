@@ -170,8 +170,8 @@ def test_stream_pieces_join_to_generate_and_never_split_utf8() -> None:
 
 def test_padding_and_special_ids_are_never_sampled_in_free_text() -> None:
     class Loud(FakeModel):
-        def start(self, prompts):  # type: ignore[override]
-            session = super().start(prompts)
+        def start(self, prompts, max_new_tokens=256):  # type: ignore[override]
+            session = super().start(prompts, max_new_tokens)
             inner_step = session.step
             loud = [self.logit_width - 1, self.tokenizer.bos_token_id]
 

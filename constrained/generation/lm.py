@@ -122,17 +122,23 @@ class LMAdapter:
         out[idx] = apply_token_bitmask(out[idx], np.ascontiguousarray(bits[idx]))
         return out
 
-    def start(self, prompts: list[list[int]]) -> np.ndarray:
-        """Prefill the batch; float32[B, W] logits of each prompt's last position."""
+    def start(self, prompts: list[list[int]], max_new_tokens: int | None = None) -> np.ndarray:
+        """Prefill the batch; float32[B, W] logits of each prompt's last position.
+
+        ``max_new_tokens`` lets the model preallocate its KV cache (protocol: ``model.start``).
+        """
         for p in prompts:
             if not p:
                 raise PromptError("a prompt tokenised to zero tokens; give a non-empty prompt")
-        self._session = self.model.start(prompts)
-        return np.asarray(self._session_logits(self._session))
+        if max_new_tokens is None:
+            self._session = self.model.start(prompts)
+        else:
+            self._session = self.model.start(prompts, max_new_tokens=max_new_tokens)
+        return np.asarray(self._session.logits)
 
     def step(self, feeds: list[list[int] | None]) -> np.ndarray:
-        """Feed each live row one token or a chunk (None = finished row); next logits."""
-        return np.asarray(self._session.step(feeds))
+        """Feed each live row one token or a chunk (None = finished row: feeds nothing); next logits."""
+        return np.asarray(self._session.step([list(f) if f else [] for f in feeds]))
 
     def close(self) -> None:
         """Release the decoding session (KV cache)."""
@@ -140,7 +146,3 @@ class LMAdapter:
         if callable(close):
             close()
         self._session = None
-
-    @staticmethod
-    def _session_logits(session: Any) -> Any:
-        return session.logits

@@ -154,7 +154,7 @@ class BatchRun:
             self._close(t_begin, model_s)
             return
         t0 = time.perf_counter()
-        logits = self.lm.start(start_prompts)
+        logits = self.lm.start(start_prompts, max_new_tokens=self.config.max_tokens + 1)
         model_s += time.perf_counter() - t0
         for row in self.rows:
             row.stats.forward_passes += 1
