@@ -32,3 +32,11 @@ class ProvisioningError(EngineError, RuntimeError):
 
 class BackendUnavailable(EngineError, RuntimeError):
     """The requested backend/device (torch, cupy, cuda) is not available here."""
+
+
+class ChatTemplateError(TokenizerError):
+    """A chat template is missing, does not compile, or failed while rendering."""
+
+
+class TokenIdError(TokenizerError, IndexError):
+    """A token id is outside the vocabulary / embedding table."""

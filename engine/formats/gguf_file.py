@@ -1,0 +1,203 @@
+"""GGUF model files via the `gguf` package: metadata, config, dequantised tensors."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..errors import ModelFormatError, UnsupportedArchitecture, UnsupportedQuantType
+from .base import Checkpoint
+
+if TYPE_CHECKING:
+    import gguf
+
+    from ..tokenizer import Tokenizer
+
+GGUF_MAGIC = b"GGUF"
+# llama.cpp hard-codes these for gemma3 (not stored in the file)
+GEMMA3_SWA_PATTERN = 6
+GEMMA3_ROPE_LOCAL_BASE = 10000.0
+
+
+def read_gguf(path: Path) -> gguf.GGUFReader:
+    """Open `path` with gguf.GGUFReader, turning every failure into a ModelFormatError."""
+    import gguf
+
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read ({exc})") from exc
+    if magic != GGUF_MAGIC:
+        raise ModelFormatError(f"{path}: not a GGUF file (magic {magic!r}, expected {GGUF_MAGIC!r})")
+    try:
+        reader = gguf.GGUFReader(path, "r")
+    except Exception as exc:  # the reader raises ValueError/IndexError/struct errors on damage
+        raise ModelFormatError(f"{path}: corrupt or truncated GGUF file ({type(exc).__name__}: {exc})") from exc
+    size = path.stat().st_size
+    for t in reader.tensors:
+        end = int(t.data_offset) + int(t.n_bytes)
+        if end > size:
+            raise ModelFormatError(
+                f"{path}: truncated GGUF file: tensor {t.name!r} ends at byte {end} but the file has {size}"
+            )
+    return reader
+
+
+def field_value(reader: gguf.GGUFReader, key: str, default: Any = None) -> Any:
+    """Decoded value of metadata field `key` (strings as str, arrays as lists)."""
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    try:
+        return f.contents()
+    except Exception as exc:
+        raise ModelFormatError(f"metadata field {key!r} is unreadable ({exc})") from exc
+
+
+def string_array(reader: gguf.GGUFReader, key: str) -> list[bytes] | None:
+    """A string-array field as raw bytes per entry (tokens may hold invalid UTF-8)."""
+    f = reader.fields.get(key)
+    if f is None:
+        return None
+    return [bytes(f.parts[i]) for i in f.data]
+
+
+def numeric_array(reader: gguf.GGUFReader, key: str) -> np.ndarray | None:
+    """A numeric-array field as a numpy array."""
+    f = reader.fields.get(key)
+    if f is None:
+        return None
+    if not f.data:
+        return np.zeros(0)
+    return np.concatenate([np.asarray(f.parts[i]).reshape(-1) for i in f.data])
+
+
+def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Undo llama.cpp's Q/K row permutation (interleaved pairs -> HF halves layout)."""
+    rows = w.shape[0]
+    return np.ascontiguousarray(
+        w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+    )
+
+
+class GGUFCheckpoint(Checkpoint):
+    """A GGUF model file (memory-mapped; tensors are dequantised on request)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reader = read_gguf(path)
+        self._tensors = {t.name: t for t in self.reader.tensors}
+        self.arch = str(field_value(self.reader, "general.architecture", ""))
+        if not self.arch:
+            raise ModelFormatError(f"{path}: GGUF metadata lacks general.architecture")
+        self.config = self._config()
+
+    def _key(self, name: str, default: Any = None, required: bool = False) -> Any:
+        value = field_value(self.reader, f"{self.arch}.{name}", default)
+        if value is None and required:
+            raise ModelFormatError(f"{self.path}: GGUF metadata lacks {self.arch}.{name}")
+        return value
+
+    def _config(self) -> ModelConfig:
+        arch = self.arch
+        if arch not in ("llama", "qwen2", "gemma3"):
+            raise UnsupportedArchitecture(
+                f"{self.path}: architecture {arch!r} is not supported (supported: llama, qwen2, gemma3)"
+            )
+        if "token_embd.weight" not in self._tensors:
+            raise ModelFormatError(f"{self.path}: no token_embd.weight tensor")
+        d_model = int(self._key("embedding_length", required=True))
+        n_heads = int(self._key("attention.head_count", required=True))
+        n_kv = self._key("attention.head_count_kv", n_heads)
+        if isinstance(n_kv, list):
+            raise UnsupportedArchitecture(f"{self.path}: per-layer head_count_kv is not supported")
+        head_dim = int(self._key("attention.key_length", d_model // n_heads))
+        rope_dims = int(self._key("rope.dimension_count", head_dim))
+        if rope_dims != head_dim:
+            raise UnsupportedArchitecture(
+                f"{self.path}: partial rotary embeddings (rope.dimension_count={rope_dims} < head_dim={head_dim})"
+            )
+        scaling = self._key("rope.scaling.type", "none")
+        factor = float(self._key("rope.scaling.factor", 1.0) or 1.0)
+        if scaling not in ("none", "linear") and factor != 1.0:
+            raise UnsupportedArchitecture(f"{self.path}: RoPE scaling {scaling!r} is not supported")
+        vocab_rows = int(self._tensors["token_embd.weight"].shape[-1])
+        common: dict[str, Any] = dict(
+            arch=arch,
+            n_layers=int(self._key("block_count", required=True)),
+            d_model=d_model,
+            n_heads=n_heads,
+            n_kv_heads=int(n_kv),
+            head_dim=head_dim,
+            d_ff=int(self._key("feed_forward_length", required=True)),
+            vocab_size=vocab_rows,
+            context_length=int(self._key("context_length", 2048)),
+            rope_theta=float(self._key("rope.freq_base", 10000.0)),
+            norm_eps=float(self._key("attention.layer_norm_rms_epsilon", 1e-6)),
+            tie_embeddings="output.weight" not in self._tensors,
+            rope_scaling_factor=factor if scaling == "linear" else 1.0,
+        )
+        if arch == "gemma3":
+            common.update(
+                sliding_window=int(self._key("attention.sliding_window", 0)) or None,
+                sliding_window_pattern=GEMMA3_SWA_PATTERN,
+                rope_theta_local=GEMMA3_ROPE_LOCAL_BASE,
+                embed_scale=float(np.sqrt(np.float32(d_model))),
+                activation="gelu_tanh",
+            )
+        return ModelConfig(**common)
+
+    def tensor_names(self) -> frozenset[str]:
+        return frozenset(self._tensors)
+
+    def tensor(self, name: str) -> np.ndarray:
+        from gguf.quants import dequantize
+
+        t = self._tensors.get(name)
+        if t is None:
+            raise ModelFormatError(f"{self.path}: tensor {name!r} is missing")
+        try:
+            arr = dequantize(t.data, t.tensor_type)
+        except NotImplementedError as exc:
+            raise UnsupportedQuantType(
+                f"{self.path}: tensor {name!r} uses quantisation type {t.tensor_type.name}, which cannot be dequantised"
+            ) from exc
+        arr = np.asarray(arr, dtype=np.float32)
+        expected = tuple(int(x) for x in reversed(t.shape))
+        if arr.size != int(np.prod(expected)):
+            raise ModelFormatError(f"{self.path}: tensor {name!r} has {arr.size} values, expected shape {expected}")
+        arr = arr.reshape(expected)
+        if self.arch == "llama" and (name.endswith("attn_q.weight") or name.endswith("attn_k.weight")):
+            heads = self.config.n_heads if name.endswith("attn_q.weight") else self.config.n_kv_heads
+            arr = unpermute_rope_rows(arr, heads)
+        return arr
+
+    def logit_width(self) -> int:
+        name = "token_embd.weight" if self.config.tie_embeddings else "output.weight"
+        return int(self._tensors[name].shape[-1])
+
+    @cached_property
+    def metadata(self) -> dict[str, Any]:
+        """Scalar/string metadata (arrays omitted) — for inspection and error messages."""
+        out: dict[str, Any] = {}
+        for key, f in self.reader.fields.items():
+            if len(f.data) <= 1:
+                try:
+                    out[key] = f.contents()
+                except Exception:  # pragma: no cover - exotic field types
+                    continue
+        return out
+
+    def tokenizer(self) -> Tokenizer:
+        from ..tokenizer import Tokenizer
+
+        return Tokenizer.from_gguf_reader(self.reader, source=str(self.path))
+
+
+def open_gguf(path: Path) -> GGUFCheckpoint:
+    """Open a GGUF model file."""
+    return GGUFCheckpoint(Path(path))
