@@ -1,0 +1,205 @@
+"""A grammar compiled for matching: lexeme ids, Earley parser, lexer modes, byte stepping.
+
+Lexing is greedy and contextual: at each point the lexer runs one lazy DFA over the
+lexemes the parser expects (plus ``%ignore`` lexemes); a lexeme ends only when the next
+byte cannot extend any of them (maximal munch), and the span then counts as every
+expected lexeme that accepts it. A mode (one DFA) exists per distinct allowed set and is
+built on first use, so a grammar pays only for the contexts it reaches.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+from ..automata.ast import Node
+from ..errors import GrammarSyntaxError
+from ..parser.earley import EarleyParser, EarleySet, ParserLimits
+from .ir import Grammar
+
+
+class LexerMode:
+    """One lexer context: the allowed lexeme ids and the lazy DFA over their union.
+
+    ``dfa`` is None when nothing may follow (the parse is complete, no ignore allowed).
+    DFA lexeme indices map to grammar lexeme ids through ``ids``.
+    """
+
+    __slots__ = ("ids", "dfa", "start", "_accepting", "_lock")
+
+    def __init__(self, ids: tuple[int, ...], nodes: list[Node], limits: object | None) -> None:
+        self.ids = ids
+        self._accepting: dict[int, frozenset[int]] = {}
+        self._lock = threading.Lock()
+        if ids:
+            from ..automata import LazyDFA
+
+            self.dfa = LazyDFA(nodes, limits) if limits is not None else LazyDFA(nodes)
+            self.start = int(self.dfa.start)
+        else:
+            self.dfa = None
+            self.start = 0
+
+    def accepting(self, q: int) -> frozenset[int]:
+        """Grammar lexeme ids that accept in DFA state ``q`` (empty when not accepting)."""
+        found = self._accepting.get(q)
+        if found is None:
+            if q <= 0 or self.dfa is None or not self.dfa.is_accepting(q):
+                found = frozenset()
+            else:
+                found = frozenset(self.ids[i] for i in self.dfa.accepting_lexemes(q))
+            with self._lock:
+                self._accepting[q] = found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class LexState:
+    """Immutable matching state: parser set, lexer mode, DFA state inside the lexeme.
+
+    ``in_lexeme`` is False right after a lexeme boundary (no byte of the next lexeme read);
+    ``n_ignored`` counts ignored lexemes in a row (bounded by ``Grammar.max_ignore``).
+    """
+
+    parser: EarleySet
+    mode: LexerMode
+    q: int
+    in_lexeme: bool
+    n_ignored: int
+
+
+class CompiledGrammar:
+    """A :class:`Grammar` lowered to ids: the parser, the lexemes and the lexer modes.
+
+    Immutable in meaning; the mode table and the parser's interned sets grow on demand
+    under locks, so one instance serves many threads and sequences.
+    """
+
+    def __init__(self, grammar: Grammar, dfa_limits: object | None = None,
+                 parser_limits: ParserLimits | None = None) -> None:
+        self.grammar = grammar
+        rules = _productive_rules(grammar)
+        self.lexeme_names: tuple[str, ...] = tuple(sorted(grammar.lexemes))
+        lex_id = {n: i for i, n in enumerate(self.lexeme_names)}
+        nonterms = sorted(rules)
+        nt_id = {n: len(self.lexeme_names) + i for i, n in enumerate(nonterms)}
+        sym = {**lex_id, **nt_id}
+        productions = [(nt_id[lhs], tuple(sym[s] for s in alt))
+                       for lhs in nonterms for alt in rules[lhs]]
+        self.symbol_names = {v: k for k, v in sym.items()}
+        self.nodes: tuple[Node, ...] = tuple(grammar.lexemes[n].regex for n in self.lexeme_names)
+        self.ignore_ids = frozenset(lex_id[n] for n in grammar.ignore)
+        self.max_ignore = grammar.max_ignore
+        self.parser = EarleyParser(len(self.lexeme_names), productions, nt_id[grammar.start],
+                                   parser_limits)
+        self._dfa_limits = dfa_limits
+        self._modes: dict[frozenset[int], LexerMode] = {}
+        self._lock = threading.Lock()
+        self.initial = self.fresh(self.parser.initial, 0)
+
+    # -- lexer modes ------------------------------------------------------------------------
+    def mode(self, allowed: frozenset[int]) -> LexerMode:
+        """The (cached) lexer mode over ``allowed`` lexeme ids."""
+        m = self._modes.get(allowed)
+        if m is None:
+            ids = tuple(sorted(allowed))
+            m = LexerMode(ids, [self.nodes[i] for i in ids], self._dfa_limits)
+            with self._lock:
+                m = self._modes.setdefault(allowed, m)
+        return m
+
+    def fresh(self, parser: EarleySet, n_ignored: int) -> LexState:
+        """The state at a lexeme boundary after ``parser`` (no byte of a lexeme read yet)."""
+        allowed = parser.expected
+        if self.ignore_ids and (self.max_ignore is None or n_ignored < self.max_ignore):
+            allowed = allowed | self.ignore_ids
+        mode = self.mode(allowed)
+        return LexState(parser, mode, mode.start, False, n_ignored)
+
+    # -- stepping ------------------------------------------------------------------------
+    def finish(self, state: LexState, q: int) -> Optional[LexState]:
+        """End the current lexeme in DFA state ``q``: feed it to the parser (or skip it as
+        ignored) and return the fresh state after it; None if it cannot end here."""
+        acc = state.mode.accepting(q)
+        if not acc:
+            return None
+        gram = acc & state.parser.expected
+        if gram:
+            nxt = self.parser.scan(state.parser, frozenset(gram))
+            if nxt is not None:
+                return self.fresh(nxt, 0)
+        if acc & self.ignore_ids and (self.max_ignore is None or state.n_ignored < self.max_ignore):
+            return self.fresh(state.parser, state.n_ignored + 1)
+        return None
+
+    def step(self, state: LexState, byte: int) -> Optional[LexState]:
+        """The state after one byte (greedy: extend the lexeme whenever possible)."""
+        mode = state.mode
+        if mode.dfa is not None:
+            q2 = int(mode.dfa.step(state.q, byte))
+            if q2 > 0:
+                return LexState(state.parser, mode, q2, True, state.n_ignored)
+        if not state.in_lexeme:
+            return None
+        nxt = self.finish(state, state.q)
+        if nxt is None or nxt.mode.dfa is None:
+            return None
+        q3 = int(nxt.mode.dfa.step(nxt.q, byte))
+        if q3 <= 0:
+            return None
+        return LexState(nxt.parser, nxt.mode, q3, True, nxt.n_ignored)
+
+    def advance(self, state: LexState, data: bytes) -> Optional[LexState]:
+        """The state after ``data``; None when no accepted output continues this way."""
+        cur: Optional[LexState] = state
+        for b in data:
+            cur = self.step(cur, b)  # type: ignore[arg-type]
+            if cur is None:
+                return None
+        return cur
+
+    def is_accepting(self, state: LexState) -> bool:
+        """Whether the input so far is a complete sentence (the open lexeme ends here)."""
+        if not state.in_lexeme:
+            return state.parser.accepting
+        nxt = self.finish(state, state.q)
+        return nxt is not None and nxt.parser.accepting
+
+    def forced_bytes(self, state: LexState) -> bytes:
+        """Bytes forced inside the current lexeme (none when it may end here)."""
+        mode = state.mode
+        if mode.dfa is None or (not state.in_lexeme and state.parser.accepting):
+            return b""
+        return bytes(mode.dfa.forced_bytes(state.q))
+
+    def accepts(self, data: bytes) -> bool:
+        """String-level full match (lexer + parser)."""
+        st = self.advance(self.initial, data)
+        return st is not None and self.is_accepting(st)
+
+
+def _productive_rules(grammar: Grammar) -> dict[str, list[tuple[str, ...]]]:
+    """Rules with unproductive alternatives removed; errors for undefined symbols."""
+    for r in grammar.rules.values():
+        for alt in r.alternatives:
+            for s in alt:
+                if s not in grammar.rules and s not in grammar.lexemes:
+                    raise GrammarSyntaxError(f"rule {r.name!r} uses undefined symbol {s!r}")
+    for n in grammar.ignore:
+        if n not in grammar.lexemes:
+            raise GrammarSyntaxError(f"ignored lexeme {n!r} is not defined")
+    if grammar.start not in grammar.rules:
+        raise GrammarSyntaxError(f"start rule {grammar.start!r} is not defined")
+    productive: set[str] = set(grammar.lexemes)
+    changed = True
+    while changed:
+        changed = False
+        for r in grammar.rules.values():
+            if r.name not in productive and any(all(s in productive for s in a)
+                                                for a in r.alternatives):
+                productive.add(r.name)
+                changed = True
+    if grammar.start not in productive:
+        raise GrammarSyntaxError(f"start rule {grammar.start!r} derives no finite string")
+    return {r.name: [a for a in r.alternatives if all(s in productive for s in a)]
+            for r in grammar.rules.values() if r.name in productive}

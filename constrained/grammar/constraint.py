@@ -1,0 +1,64 @@
+"""Grammar constraints: a compiled grammar bound to a vocabulary, and its matcher."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..masks.bitmask import bitmask_words
+from ..masks.trie import TokenTrie
+from ..matcher import Constraint, Matcher
+from ..parser.earley import ParserLimits
+from ..vocab import Vocabulary
+from .compiled import CompiledGrammar, LexState
+from .ir import Grammar
+from .token_masks import allowed_token_words
+
+
+class GrammarConstraint(Constraint):
+    """A context-free grammar over lexemes compiled against one vocabulary (immutable)."""
+
+    def __init__(self, grammar: Grammar, vocab: Vocabulary, *, dfa_limits: object | None = None,
+                 parser_limits: ParserLimits | None = None) -> None:
+        self.vocab = vocab
+        self.grammar = grammar
+        self.compiled = CompiledGrammar(grammar, dfa_limits, parser_limits)
+        self.trie = TokenTrie.for_vocab(vocab)
+        self.n_words = bitmask_words(vocab.logit_width)
+
+    def matcher(self, max_rollback: int | None = None) -> "GrammarMatcher":
+        return GrammarMatcher(self, self.compiled.initial, max_rollback)
+
+    def allowed_words(self, state: LexState) -> np.ndarray:
+        """Bitmask words of the tokens allowed in ``state``, cached on the parser set."""
+        key = (state.mode, state.q, state.in_lexeme, state.n_ignored)
+        cache = state.parser.cache
+        words = cache.get(key)
+        if words is None:
+            words = allowed_token_words(self.compiled, self.trie, state, self.n_words)
+            words.setflags(write=False)
+            cache[key] = words
+        return words  # type: ignore[return-value]
+
+
+class GrammarMatcher(Matcher[LexState]):
+    """Per-sequence matcher over immutable :class:`LexState` values."""
+
+    _constraint: GrammarConstraint
+
+    def _allowed_words(self, state: LexState) -> np.ndarray:
+        return self._constraint.allowed_words(state)
+
+    def _advance_bytes(self, state: LexState, data: bytes) -> LexState | None:
+        return self._constraint.compiled.advance(state, data)
+
+    def _is_accepting(self, state: LexState) -> bool:
+        return self._constraint.compiled.is_accepting(state)
+
+    def _forced_bytes(self, state: LexState) -> bytes:
+        return self._constraint.compiled.forced_bytes(state)
+
+
+def compile_grammar(grammar: Grammar, vocab: Vocabulary, **limits: Any) -> GrammarConstraint:
+    """Compile a grammar IR against ``vocab`` (``dfa_limits=``, ``parser_limits=`` optional)."""
+    return GrammarConstraint(grammar, vocab, **limits)

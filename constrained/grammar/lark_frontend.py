@@ -1,0 +1,194 @@
+"""Lark grammar text -> grammar IR, using Lark itself to load and normalise the grammar.
+
+Lark expands EBNF operators, templates, ``%import``s, inlined rules and aliases; we take
+its terminals (pattern, flags, priority) as lexemes and its expanded rules as IR rules.
+Terminal regexes go through ``automata.parse_regex`` (Python ``re`` syntax, the syntax
+Lark uses), so a construct no automaton can honour (lookaround, backrefs) fails loudly.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from ..automata.ast import ANY_BYTE, And, Concat, Node, Not, Repeat, literal
+from ..errors import (GrammarSyntaxError, GrammarUnsupported, RegexSyntaxError,
+                      RegexUnsupported)
+from .ir import Grammar, Lexeme, Rule
+
+# Lark's pattern flags -> Python re flags (Lark stores them as letters)
+_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "u": re.UNICODE, "x": re.VERBOSE}
+
+# Lark options that only shape the parse tree: accepted and ignored, they do not change
+# the language.
+_TREE_OPTIONS = {"ambiguity", "keep_all_tokens", "maybe_placeholders", "propagate_positions",
+                 "tree_class", "transformer", "debug", "cache", "priority", "regex",
+                 "ordered_sets", "use_bytes", "edit_terminals", "strict", "source_path",
+                 "postlex_name"}
+
+# Lark's own library terminals that use lookbehind, rewritten to equal lookaround-free
+# regexes with the same *match* (not just full-match) behaviour:
+# common.ESCAPED_STRING = "\"" /.*?/ /(?<!\\)(\\\\)*?/ "\"": a quote, then the shortest
+# run of non-newline characters ending in an even number of backslashes, then a quote,
+# i.e. every backslash escapes the next (non-newline) character.
+_KNOWN_REWRITES = {
+    r'".*?(?<!\\)(\\\\)*?"': r'"(?:[^"\\\n]|\\.)*"',
+}
+
+#: default bound on the bytes of one ``%ignore``d lexeme (whitespace, comments)
+DEFAULT_IGNORE_MAX_BYTES = 256
+#: default bound on ignored lexemes in a row
+DEFAULT_MAX_IGNORE = 4
+
+
+def terminal_regex(name: str, pattern: Any) -> Node:
+    """The byte-level AST of one Lark terminal pattern (PatternStr or PatternRE)."""
+    from ..automata import parse_regex
+
+    flags = 0
+    for letter in sorted(pattern.flags):
+        if letter not in _FLAGS:
+            raise GrammarUnsupported(f"terminal {name}: regex flag {letter!r} is not supported")
+        flags |= _FLAGS[letter]
+    is_str = type(pattern).__name__ == "PatternStr"
+    if is_str and not flags:
+        return literal(pattern.value)
+    source = re.escape(pattern.value) if is_str else pattern.value
+    source = _KNOWN_REWRITES.get(source, source)
+    try:
+        node = parse_regex(source, flags)
+        if not is_str and _has_lazy(source, flags):
+            # a lazy quantifier makes Python's match stop early (".*?" ends at the first
+            # quote); the lexeme keeps only matches with no accepted proper prefix
+            node = And((node, Not(Concat((node, ANY_BYTE, Repeat(ANY_BYTE, 0, None))))))
+        return node
+    except RegexUnsupported as e:
+        raise GrammarUnsupported(f"terminal {name} /{pattern.value}/: {e}") from e
+    except RegexSyntaxError as e:
+        raise GrammarSyntaxError(f"terminal {name} /{pattern.value}/: {e}") from e
+
+
+def _has_lazy(source: str, flags: int) -> bool:
+    """Whether a regex uses a lazy quantifier (``*?``, ``+?``, ``??``, ``{m,n}?``)."""
+    from re import _constants as C  # type: ignore[attr-defined]
+    from re import _parser as P  # type: ignore[attr-defined]
+
+    def walk(items: object) -> bool:
+        for op, av in items:  # type: ignore[attr-defined]
+            if op is C.MIN_REPEAT:
+                return True
+            if op in (C.MAX_REPEAT, C.POSSESSIVE_REPEAT) and walk(av[2]):
+                return True
+            if op is C.SUBPATTERN and walk(av[-1]):
+                return True
+            if op is C.BRANCH and any(walk(b) for b in av[1]):
+                return True
+        return False
+
+    return walk(P.parse(source, flags))
+
+
+def _bounded(node: Node, max_bytes: int | None) -> Node:
+    """``node`` restricted to strings of at most ``max_bytes`` bytes (None = unchanged)."""
+    if max_bytes is None:
+        return node
+    return And((node, Repeat(ANY_BYTE, 0, max_bytes)))
+
+
+def _non_empty(node: Node) -> Node:
+    """``node`` without the empty string (a lexeme never matches zero bytes)."""
+    return And((node, Concat((ANY_BYTE, Repeat(ANY_BYTE, 0, None)))))
+
+
+def lark_to_grammar(text: str, start: str = "start", *,
+                    ignore_max_bytes: int | None = DEFAULT_IGNORE_MAX_BYTES,
+                    max_ignore: int | None = DEFAULT_MAX_IGNORE,
+                    import_paths: Sequence[Any] = (), **options: Any) -> Grammar:
+    """Load ``text`` with Lark and lower it to a :class:`Grammar`.
+
+    ``ignore_max_bytes`` bounds each ``%ignore``d lexeme and ``max_ignore`` how many may
+    follow each other (None = unbounded), so a model cannot loop on whitespace forever.
+    ``options`` are Lark options; those that only shape trees are ignored, a post-lexer
+    or a custom lexer raises :class:`GrammarUnsupported`.
+    """
+    import lark
+    from lark.exceptions import ConfigurationError, GrammarError, LarkError, UnexpectedInput
+
+    if not isinstance(text, str):
+        raise GrammarSyntaxError(f"a Lark grammar must be text, not {type(text).__name__}")
+    if options.get("postlex") is not None:
+        raise GrammarUnsupported("Lark post-lexers (postlex=...) run Python code between the "
+                                 "lexer and the parser and cannot be enforced on token masks")
+    lexer = options.pop("lexer", None)
+    if lexer is not None and not isinstance(lexer, str):
+        raise GrammarUnsupported("custom Lark lexer classes cannot be enforced on token masks")
+    parser = options.pop("parser", "earley")
+    if parser not in ("earley", "lalr"):
+        raise GrammarUnsupported(f"Lark parser={parser!r}: only the Earley and LALR languages "
+                                 "are supported")
+    unknown = set(options) - _TREE_OPTIONS - {"postlex", "start"}
+    if unknown:
+        raise GrammarUnsupported(f"unsupported Lark option(s): {sorted(unknown)}")
+    kept = {k: v for k, v in options.items() if k in ("source_path",)}
+    try:
+        loaded = lark.Lark(text, start=start, parser="earley", lexer="dynamic",
+                           import_paths=list(import_paths), **kept)
+    except UnexpectedInput as e:
+        raise GrammarSyntaxError(f"grammar syntax error at line {e.line}, column {e.column}: "
+                                 f"{e}") from e
+    except (GrammarError, ConfigurationError) as e:
+        raise GrammarSyntaxError(f"invalid Lark grammar: {e}") from e
+    except LarkError as e:
+        raise GrammarSyntaxError(f"invalid Lark grammar: {e}") from e
+    except (FileNotFoundError, OSError) as e:
+        raise GrammarSyntaxError(f"Lark grammar import failed: {e}") from e
+
+    terminals = {t.name: t for t in loaded.terminals}
+    rules: dict[str, list[tuple[str, ...]]] = {}
+    used: set[str] = set()
+    nullable_terms: set[str] = set()
+    for r in loaded.rules:
+        alt = []
+        for sym in r.expansion:
+            if sym.is_term:
+                if sym.name not in terminals:
+                    raise GrammarUnsupported(
+                        f"terminal {sym.name} is %declare'd without a pattern (it is meant to "
+                        "be produced by Python code such as a post-lexer)")
+                used.add(sym.name)
+            alt.append(sym.name)
+        rules.setdefault(r.origin.name, []).append(tuple(alt))
+    if start not in rules:
+        raise GrammarSyntaxError(f"start rule {start!r} is not defined")
+    ignore = tuple(n for n in loaded.ignore_tokens if n in terminals)
+    lexemes: dict[str, Lexeme] = {}
+    for name in sorted(used | set(ignore)):
+        t = terminals[name]
+        node = terminal_regex(name, t.pattern)
+        if t.pattern.min_width == 0:
+            if name in ignore and name not in used:
+                node = _non_empty(node)
+            else:
+                nullable_terms.add(name)
+                node = _non_empty(node)
+        if name in ignore:
+            node = _bounded(node, ignore_max_bytes)
+        lit = t.pattern.value.encode("utf-8") if (
+            type(t.pattern).__name__ == "PatternStr" and not t.pattern.flags) else None
+        lexemes[name] = Lexeme(name=name, regex=node, priority=int(t.priority), literal=lit)
+    # a terminal that can match "" becomes an optional symbol (lexemes are never empty)
+    for name in sorted(nullable_terms):
+        opt = f"__{name}_or_empty"
+        rules[opt] = [(name,), ()]
+        for lhs, alts in rules.items():
+            if lhs != opt:
+                rules[lhs] = [tuple(opt if s == name else s for s in a) for a in alts]
+    return Grammar(
+        rules={k: Rule(k, tuple(v)) for k, v in rules.items()},
+        lexemes=lexemes, start=start, ignore=ignore, max_ignore=max_ignore,
+        meta={"source": "lark", "lark_parser": parser, "lark_lexer": lexer,
+              "ignore_max_bytes": ignore_max_bytes},
+    )
+
+
+__all__ = ["lark_to_grammar", "terminal_regex", "DEFAULT_IGNORE_MAX_BYTES",
+           "DEFAULT_MAX_IGNORE"]
