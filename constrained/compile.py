@@ -1,0 +1,226 @@
+"""Regular constraints: a regex (or byte AST, or list of choices) compiled against a vocabulary.
+
+The automaton is one :class:`~constrained.automata.dfa.LazyDFA`; a matcher's state is a
+DFA state id. The first time a state is seen, one trie walk gives every token's end
+state; the allowed-token bitmask and the (token id -> end state) table are cached per
+state on the compiled constraint, so later masks are a copy and advances a lookup.
+Compiled constraints are cached per (pattern, flags, vocabulary fingerprint, limits).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .automata.ast import Node, alt, literal
+from .errors import CompileError
+from .masks.bitmask import bitmask_words
+from .masks.trie import TokenTrie
+from .masks.walk import token_end_states, walk
+from .matcher import Constraint, Matcher
+from .vocab import Vocabulary
+
+__all__ = ["RegexConstraint", "RegexMatcher", "StateMasks", "compile_regex", "compile_regex_node",
+           "compile_choice"]
+
+# per-constraint budget for cached per-state walk results (bytes)
+_STATE_CACHE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StateMasks:
+    """Cached walk result of one DFA state: allowed non-EOS tokens and where each leads."""
+
+    words: np.ndarray      # int32[ceil(W/32)] bitmask of allowed text tokens (read-only)
+    token_ids: np.ndarray  # int32[k] allowed token ids, ascending
+    end_states: np.ndarray  # int32[k] DFA state after each allowed token
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.words.nbytes + self.token_ids.nbytes + self.end_states.nbytes)
+
+
+class RegexConstraint(Constraint):
+    """A regular language over bytes, compiled against one vocabulary (immutable, thread-safe)."""
+
+    def __init__(self, node: Node, vocab: Vocabulary, limits: Any = None,
+                 source: str | None = None) -> None:
+        from .automata.dfa import LazyDFA
+
+        self.vocab = vocab
+        self.node = node
+        self.source = source
+        self.dfa = LazyDFA([node], limits)
+        if self.dfa.start <= 0:
+            where = f" {source!r}" if source is not None else ""
+            raise CompileError(f"the constraint{where} matches no string at all")
+        self.trie = TokenTrie.for_vocab(vocab)
+        self._n_words = bitmask_words(vocab.logit_width)
+        self._states: dict[int, StateMasks] = {}
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RegexConstraint({self.source!r}, {self.vocab!r})"
+
+    def matcher(self, max_rollback: int | None = None) -> "RegexMatcher":
+        return RegexMatcher(self, self.dfa.start, max_rollback)
+
+    def accepts(self, data: bytes | str) -> bool:
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        state = self._run(self.dfa.start, bytes(data))
+        return state > 0 and bool(self.dfa.is_accepting(state))
+
+    def state_masks(self, state: int) -> StateMasks:
+        """The cached walk result of DFA ``state`` (computed on first use)."""
+        entry = self._states.get(state)
+        if entry is not None:
+            return entry
+        node_states = walk(self.trie, self.dfa, state)
+        ids, ends = token_end_states(self.trie, node_states)
+        allowed = np.zeros(self._n_words * 32, dtype=bool)
+        allowed[ids] = True
+        words = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+        for a in (words, ids, ends):
+            a.setflags(write=False)
+        entry = StateMasks(words, ids, ends)
+        with self._lock:
+            existing = self._states.get(state)
+            if existing is not None:
+                return existing
+            # FIFO eviction under a byte budget (read path stays lock-free)
+            while self._states and self._cached_bytes + entry.nbytes > _STATE_CACHE_BYTES:
+                old = next(iter(self._states))
+                self._cached_bytes -= self._states.pop(old).nbytes
+            self._states[state] = entry
+            self._cached_bytes += entry.nbytes
+        return entry
+
+    def _run(self, state: int, data: bytes) -> int:
+        step = self.dfa.step
+        for b in data:
+            state = step(state, b)
+            if state <= 0:
+                return 0
+        return state
+
+
+class RegexMatcher(Matcher[int]):
+    """Matcher of a :class:`RegexConstraint`; the state is a DFA state id (> 0)."""
+
+    _constraint: RegexConstraint
+
+    def __init__(self, constraint: RegexConstraint, initial_state: int,
+                 max_rollback: int | None = None) -> None:
+        super().__init__(constraint, initial_state, max_rollback)
+        self._dfa = constraint.dfa
+        self._masks = constraint.state_masks
+
+    def _allowed_words(self, state: int) -> np.ndarray:
+        return self._masks(state).words
+
+    def _advance_token(self, state: int, token_id: int) -> int | None:
+        entry = self._masks(state)
+        ids = entry.token_ids
+        k = int(np.searchsorted(ids, token_id))
+        if k < ids.shape[0] and ids[k] == token_id:
+            return int(entry.end_states[k])
+        return None
+
+    def _advance_bytes(self, state: int, data: bytes) -> int | None:
+        end = self._constraint._run(state, data)
+        return end if end > 0 else None
+
+    def _is_accepting(self, state: int) -> bool:
+        return bool(self._dfa.is_accepting(state))
+
+    def _forced_bytes(self, state: int) -> bytes:
+        return bytes(self._dfa.forced_bytes(state))
+
+
+class _ConstraintCache:
+    """Bounded LRU of compiled constraints, keyed explicitly (thread-safe)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[Any, RegexConstraint] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: Any, build: Any) -> RegexConstraint:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        built = build()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                return hit
+            self._items[key] = built
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+        return built
+
+
+_CACHE = _ConstraintCache()
+
+
+def _limits_key(limits: Any) -> Any:
+    if limits is None:
+        return None
+    try:
+        hash(limits)
+        return limits
+    except TypeError:
+        return id(limits)
+
+
+def compile_regex(pattern: str, vocab: Vocabulary, flags: int = 0,
+                  limits: Any = None) -> RegexConstraint:
+    """Compile a Python ``re`` pattern (full-match semantics) against ``vocab``.
+
+    Raises ``RegexSyntaxError`` / ``RegexUnsupported`` for bad patterns and
+    ``ConstraintTooComplex`` when ``limits`` are exceeded. Cached per
+    (pattern, flags, vocabulary fingerprint, limits).
+    """
+    if not isinstance(pattern, str):
+        raise CompileError(f"pattern must be a str, got {type(pattern).__name__}")
+    if not isinstance(vocab, Vocabulary):
+        raise CompileError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
+
+    def build() -> RegexConstraint:
+        from .automata.regex_syntax import parse_regex
+
+        return RegexConstraint(parse_regex(pattern, flags), vocab, limits, source=pattern)
+
+    key = ("regex", pattern, int(flags), vocab.fingerprint, _limits_key(limits))
+    return _CACHE.get_or_build(key, build)
+
+
+def compile_regex_node(node: Node, vocab: Vocabulary, limits: Any = None) -> RegexConstraint:
+    """Compile a byte-level regex AST (``constrained.automata.ast``) against ``vocab`` (cached)."""
+    if not isinstance(vocab, Vocabulary):
+        raise CompileError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
+    key = ("node", node, vocab.fingerprint, _limits_key(limits))
+    return _CACHE.get_or_build(key, lambda: RegexConstraint(node, vocab, limits))
+
+
+def compile_choice(choices: Sequence[str | bytes], vocab: Vocabulary,
+                   limits: Any = None) -> RegexConstraint:
+    """A constraint accepting exactly one of ``choices`` (strings are UTF-8 encoded)."""
+    if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
+        raise CompileError("choices must be a list of strings")
+    if not choices:
+        raise CompileError("choices must not be empty")
+    for c in choices:
+        if not isinstance(c, (str, bytes)):
+            raise CompileError(f"choice {c!r} is not a string")
+    node = alt(*(literal(c) for c in dict.fromkeys(choices)))
+    c = compile_regex_node(node, vocab, limits)
+    return c
