@@ -134,8 +134,12 @@ class Model:
         kv: KVCache,
         tokens: np.ndarray,
         counts: np.ndarray,
+        on_device: bool = False,
     ) -> np.ndarray:
         """Run `tokens` [B, T] (row b has `counts[b]` real tokens, left-aligned) through the model.
+
+        `on_device=True` returns the backend's array instead (no host copy; on CUDA the call
+        returns while the GPU still works, so the caller can overlap CPU work with it).
 
         Keys/values are written at positions `kv.lengths[b] + t`; returns float32 logits
         [B, W] of each row's last real token (rows with count 0 get garbage; callers mask).
@@ -192,7 +196,10 @@ class Model:
             x = x + f
         last = x[np.arange(B), np.maximum(counts - 1, 0)]  # [B, d]
         h = be.rms_norm(last, self.output_norm, cfg.norm_eps)
-        return be.to_numpy(be.lm_head(h, self.output)).astype(np.float32, copy=False)
+        out = be.lm_head(h, self.output)
+        if on_device:
+            return out
+        return be.to_numpy(out).astype(np.float32, copy=False)
 
     # ------------------------------------------------------------------ public API
     def check_ids(self, ids: Sequence[int]) -> None:
@@ -365,10 +372,17 @@ class Session:
             self.cache.lengths[row] -= n
 
 
-def load_model(path: str | Path | None = None, *, backend: str = "numpy", **provision: Any) -> Model:
-    """Load a GGUF file or HF folder; with no path, the default model (provisioned on first use)."""
+def load_model(
+    path: str | Path | None = None, *, backend: str = "numpy", device: str | None = None, **provision: Any
+) -> Model:
+    """Load a GGUF file or HF folder; with no path, the default model (provisioned on first use).
+
+    `backend` ("numpy", "torch", "cupy") and `device` ("cpu", "cuda", "cuda:1") choose where the
+    weights and KV cache live; see `engine.backends.get_backend`.
+    """
+    be = get_backend(backend, device)  # fail fast, before reading the checkpoint
     if path is None:
         from .registry import model_path
 
         path = model_path(**provision)
-    return Model(open_checkpoint(path), backend=backend)
+    return Model(open_checkpoint(path), backend=be)

@@ -99,11 +99,11 @@ def test_processor_errors_and_reset(gpt2: Vocabulary) -> None:
 def test_real_llama_cpp_completion() -> None:
     llama_cpp = pytest.importorskip(
         "llama_cpp", reason="llama-cpp-python not installed (pip install 'constrained[llama-cpp]')")
-    from engine.registry import default_model_path
+    from engine.registry import model_path
 
     from constrained.integrations.llama_cpp import vocabulary_from_llama
 
-    llm = llama_cpp.Llama(model_path=str(default_model_path()), n_ctx=256, verbose=False, seed=0)
+    llm = llama_cpp.Llama(model_path=str(model_path()), n_ctx=256, verbose=False, seed=0)
     vocab = vocabulary_from_llama(llm)
     proc = LlamaCppLogitsProcessor(constrained.compile_regex(r"\d{3}-\d{4}", vocab))
     result = llm("My phone number is ", max_tokens=16, temperature=0.0,

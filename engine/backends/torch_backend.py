@@ -55,8 +55,10 @@ class TorchBackend(Backend):
 
     # -- moving data -------------------------------------------------------------------
     def asarray(self, x: np.ndarray) -> Array:
-        host = self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        return host.to(self.device)
+        arr = np.ascontiguousarray(x, dtype=np.float32)
+        if not arr.flags.writeable:  # e.g. a view of a memory-mapped checkpoint
+            arr = arr.copy()
+        return self.torch.from_numpy(arr).to(self.device)
 
     def to_numpy(self, x: Array) -> np.ndarray:
         if isinstance(x, np.ndarray):
@@ -69,7 +71,8 @@ class TorchBackend(Backend):
     def index(self, x: Array) -> Array:
         if isinstance(x, self.torch.Tensor):
             return x.to(device=self.device, dtype=self.torch.int64)
-        return self.torch.as_tensor(np.asarray(x, dtype=np.int64), device=self.device)
+        # a copy: index arrays are small and often read-only views (np.broadcast_to)
+        return self.torch.from_numpy(np.array(x, dtype=np.int64)).to(self.device)
 
     # -- transformer ops -----------------------------------------------------------------
     def linear(self, x: Array, w_t: Array, bias: Array | None = None) -> Array:

@@ -119,3 +119,88 @@ def test_unavailable_devices_raise_clearly() -> None:
             TorchBackend("cuda")
     with pytest.raises(BackendUnavailable):
         TorchBackend("not-a-device")
+
+
+# ------------------------------------------------------------------ the whole model
+PROMPTS = [
+    "Hello",
+    "The capital of France is",
+    "def fib(n):\n    return",
+    '{"name": "Ada", "age":',
+    "Once upon a time, in a land far far away, there lived a dragon who",
+]
+# float32 noise through 30 layers: 1e-4 absolute plus 1e-5 of the logit's size (|logits| <= ~30)
+ATOL, RTOL = 1e-4, 1e-5
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple[object, object]:
+    from engine import load_model
+
+    return load_model(), load_model(backend="torch", device=DEVICE)
+
+
+@pytest.mark.model
+def test_model_logits_equal_numpy_backend(models: tuple) -> None:
+    mn, mt = models
+    assert mt.backend.name == "torch" and str(mt.layers[0].qkv.device).startswith(DEVICE)
+    for prompt in PROMPTS:
+        ids = mn.tokenizer.encode(prompt)
+        a, b = mn.logits(ids), mt.logits(ids)
+        assert b.dtype == np.float32 and b.shape == (mn.logit_width,)
+        np.testing.assert_allclose(b, a, atol=ATOL, rtol=RTOL, err_msg=prompt)
+        assert np.array_equal(np.argsort(-a)[:5], np.argsort(-b)[:5])
+
+
+@pytest.mark.model
+def test_batched_session_equals_numpy_backend(models: tuple) -> None:
+    mn, mt = models
+    prompts = [mn.tokenizer.encode(p) for p in PROMPTS[1:4]]
+    sn, st = mn.start(prompts, max_new_tokens=12), mt.start(prompts, max_new_tokens=12)
+    np.testing.assert_allclose(st.logits, sn.logits, atol=ATOL, rtol=RTOL)
+    for step in range(6):
+        nxt = [[int(r.argmax())] for r in sn.logits]
+        if step == 2:  # a multi-token chunk for row 0 (jump-forward style) and an idle row
+            nxt = [nxt[0] + mn.tokenizer.encode(" and"), [], nxt[2]]
+        np.testing.assert_allclose(st.step(nxt), sn.step(nxt), atol=ATOL, rtol=RTOL)
+    # greedy continuations agree token for token
+    assert [int(r.argmax()) for r in st.logits] == [int(r.argmax()) for r in sn.logits]
+
+
+@pytest.mark.model
+def test_device_logits_bitmask_and_sampling(models: tuple) -> None:
+    _mn, mt = models
+    be = mt.backend
+    ids = mt.tokenizer.encode("The capital of France is")
+    session = mt.start([ids], max_new_tokens=4)
+    kv = session.cache
+    # feed one more token through forward(on_device=True): logits stay a torch tensor
+    logits = mt.forward(kv, np.array([[ids[-1]]]), np.array([1]), on_device=True)
+    assert isinstance(logits, torch.Tensor) and logits.shape == (1, mt.logit_width)
+    allowed = np.zeros(mt.logit_width, dtype=bool)
+    allowed[[17, 400, 9000]] = True
+    words = (mt.logit_width + 31) // 32
+    packed = np.packbits(np.pad(allowed, (0, words * 32 - mt.logit_width)), bitorder="little").view("<i4")
+    be.apply_bitmask(logits, packed.reshape(1, -1).astype(np.int32))
+    host = be.to_numpy(logits)[0]
+    assert np.array_equal(np.isfinite(host), allowed)
+    assert int(be.sample(logits, 0.0)[0]) == int(np.argmax(host))
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    assert all(allowed[int(be.sample(logits, 0.8, gen)[0])] for _ in range(20))
+
+
+def test_load_model_rejects_unavailable_backends() -> None:
+    from engine import load_model
+
+    with pytest.raises(BackendUnavailable, match="CPU only"):
+        load_model(backend="numpy", device="cuda")
+    with pytest.raises(BackendUnavailable, match="available"):
+        load_model(backend="jax")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailable, match="CUDA"):
+            load_model(backend="torch", device="cuda")
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(BackendUnavailable, match="CuPy"):
+            load_model(backend="cupy")
