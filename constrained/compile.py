@@ -63,6 +63,12 @@ class RegexConstraint(Constraint):
         self._states: dict[int, StateMasks] = {}
         self._cached_bytes = 0
         self._lock = threading.Lock()
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"a compiled constraint is immutable (cannot set {name!r})")
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return f"RegexConstraint({self.source!r}, {self.vocab!r})"
@@ -96,9 +102,9 @@ class RegexConstraint(Constraint):
             # FIFO eviction under a byte budget (read path stays lock-free)
             while self._states and self._cached_bytes + entry.nbytes > _STATE_CACHE_BYTES:
                 old = next(iter(self._states))
-                self._cached_bytes -= self._states.pop(old).nbytes
+                object.__setattr__(self, "_cached_bytes", self._cached_bytes - self._states.pop(old).nbytes)
             self._states[state] = entry
-            self._cached_bytes += entry.nbytes
+            object.__setattr__(self, "_cached_bytes", self._cached_bytes + entry.nbytes)
         return entry
 
     def _run(self, state: int, data: bytes) -> int:
