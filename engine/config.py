@@ -33,6 +33,7 @@ class ModelConfig:
     rope_scaling_factor: float = 1.0  # linear RoPE scaling of global layers
     sliding_window: int | None = None
     sliding_window_pattern: int = 0  # every Nth layer is global; 0 = no sliding layers
+    sliding_layers: tuple[bool, ...] | None = None  # explicit per-layer flags (overrides the pattern)
     embed_scale: float = 1.0
     attn_scale: float | None = None  # None = 1/sqrt(head_dim)
     activation: str = "silu"  # "silu" | "gelu_tanh"
@@ -56,6 +57,10 @@ class ModelConfig:
 
     def is_sliding(self, layer: int) -> bool:
         """Whether layer `layer` uses sliding-window attention (gemma3: 5 local : 1 global)."""
-        if not self.sliding_window or not self.sliding_window_pattern:
+        if not self.sliding_window:
+            return False
+        if self.sliding_layers is not None:
+            return self.sliding_layers[layer]
+        if not self.sliding_window_pattern:
             return False
         return (layer + 1) % self.sliding_window_pattern != 0

@@ -142,10 +142,12 @@ class GGUFCheckpoint(Checkpoint):
             rope_scaling_factor=factor if scaling == "linear" else 1.0,
         )
         if arch == "gemma3":
+            pattern = self._key("attention.sliding_window_pattern", GEMMA3_SWA_PATTERN)
             common.update(
                 sliding_window=int(self._key("attention.sliding_window", 0)) or None,
-                sliding_window_pattern=GEMMA3_SWA_PATTERN,
-                rope_theta_local=GEMMA3_ROPE_LOCAL_BASE,
+                sliding_window_pattern=pattern if isinstance(pattern, int) else 0,
+                sliding_layers=tuple(bool(x) for x in pattern) if isinstance(pattern, list) else None,
+                rope_theta_local=float(self._key("rope.freq_base_swa", GEMMA3_ROPE_LOCAL_BASE)),
                 embed_scale=float(np.sqrt(np.float32(d_model))),
                 activation="gelu_tanh",
             )
