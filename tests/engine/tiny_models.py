@@ -194,3 +194,114 @@ def reference_logits(spec: TinySpec, ids: list[int]) -> np.ndarray:
         x = x + f
     out = w.get("output.weight", w["token_embd.weight"])
     return _rms(x, w["output_norm.weight"], spec.norm_eps) @ out.T
+
+
+# ---------------------------------------------------------------- HF folders
+_HF_LAYER = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_v.bias": "self_attn.v_proj.bias",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "attn_q_norm.weight": "self_attn.q_norm.weight",
+    "attn_k_norm.weight": "self_attn.k_norm.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+    "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+    "post_attention_norm.weight": "post_attention_layernorm.weight",
+}
+
+
+def hf_name(name: str, arch: str) -> str:
+    """HF checkpoint name of GGUF tensor `name`."""
+    top = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+           "output.weight": "lm_head.weight"}
+    if name in top:
+        return top[name]
+    _, layer, rest = name.split(".", 2)
+    if rest == "ffn_norm.weight":
+        hf = "pre_feedforward_layernorm.weight" if arch == "gemma3" else "post_attention_layernorm.weight"
+    else:
+        hf = _HF_LAYER[rest]
+    return f"model.layers.{layer}.{hf}"
+
+
+def to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns (round to nearest even)."""
+    u = x.astype(np.float32).view(np.uint32)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def write_safetensors_by_hand(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None:
+    """Minimal safetensors writer: name -> (dtype tag, raw array)."""
+    import json
+    import struct
+
+    header: dict[str, object] = {}
+    blobs, offset = [], 0
+    for name, (tag, arr) in tensors.items():
+        data = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": tag, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    path.write_bytes(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+
+
+def write_tiny_hf(folder: Path, spec: TinySpec, dtype: str, shards: int = 1) -> dict[str, np.ndarray]:
+    """Write `spec.weights` as an HF folder in F32/F16/BF16; returns the weights as stored (rounded)."""
+    import json
+
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens, types, merges = tiny_vocab()
+    stored: dict[str, np.ndarray] = {}
+    tensors: dict[str, tuple[str, np.ndarray]] = {}
+    for name, arr in spec.weights.items():
+        hf_arr = arr - np.float32(1.0) if spec.arch == "gemma3" and name.endswith("norm.weight") else arr
+        if dtype == "BF16":
+            bits = to_bf16_bits(hf_arr)
+            tensors[hf_name(name, spec.arch)] = ("BF16", bits)
+            back = (bits.astype(np.uint32) << 16).view(np.float32)
+        elif dtype == "F16":
+            tensors[hf_name(name, spec.arch)] = ("F16", hf_arr.astype(np.float16))
+            back = hf_arr.astype(np.float16).astype(np.float32)
+        else:
+            tensors[hf_name(name, spec.arch)] = ("F32", hf_arr.astype(np.float32))
+            back = hf_arr.astype(np.float32)
+        stored[name] = back + np.float32(1.0) if spec.arch == "gemma3" and name.endswith("norm.weight") else back
+    names = list(tensors)
+    for s in range(shards):
+        part = {n: tensors[n] for n in names[s::shards]}
+        write_safetensors_by_hand(folder / f"model-{s + 1:05d}-of-{shards:05d}.safetensors", part)
+    config = {
+        "model_type": {"llama": "llama", "qwen2": "qwen2", "gemma3": "gemma3_text"}[spec.arch],
+        "hidden_size": spec.d_model, "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
+        "num_key_value_heads": spec.n_kv_heads, "head_dim": spec.head_dim, "intermediate_size": spec.d_ff,
+        "vocab_size": len(tokens), "max_position_embeddings": spec.context_length, "rope_theta": spec.rope_theta,
+        "rms_norm_eps": spec.norm_eps, "tie_word_embeddings": spec.tie,
+        "hidden_act": "gelu_pytorch_tanh" if spec.arch == "gemma3" else "silu",
+    }
+    if spec.arch == "gemma3":
+        config.update(sliding_window=spec.sliding_window, rope_local_base_freq=spec.rope_theta_local,
+                      query_pre_attn_scalar=spec.head_dim, sliding_window_pattern=6)
+    (folder / "config.json").write_text(json.dumps(config))
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = HFTokenizer(models.BPE(vocab, [tuple(m.split(" ")) for m in merges]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(CONTROL_TOKENS)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
+        "chat_template": "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+    }))
+    return stored
