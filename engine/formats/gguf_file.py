@@ -84,6 +84,23 @@ def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
+def dequantize_tensor(t: gguf.ReaderTensor, path: Path) -> np.ndarray:
+    """A GGUF tensor as float32 in numpy order ([rows, cols]), whatever its quant type."""
+    from gguf.quants import dequantize
+
+    try:
+        arr = dequantize(t.data, t.tensor_type)
+    except NotImplementedError as exc:
+        raise UnsupportedQuantType(
+            f"{path}: tensor {t.name!r} uses quantisation type {t.tensor_type.name}, which cannot be dequantised"
+        ) from exc
+    arr = np.asarray(arr, dtype=np.float32)
+    expected = tuple(int(x) for x in reversed(t.shape))
+    if arr.size != int(np.prod(expected)):
+        raise ModelFormatError(f"{path}: tensor {t.name!r} has {arr.size} values, expected shape {expected}")
+    return arr.reshape(expected)
+
+
 class GGUFCheckpoint(Checkpoint):
     """A GGUF model file (memory-mapped; tensors are dequantised on request)."""
 
@@ -157,22 +174,10 @@ class GGUFCheckpoint(Checkpoint):
         return frozenset(self._tensors)
 
     def tensor(self, name: str) -> np.ndarray:
-        from gguf.quants import dequantize
-
         t = self._tensors.get(name)
         if t is None:
             raise ModelFormatError(f"{self.path}: tensor {name!r} is missing")
-        try:
-            arr = dequantize(t.data, t.tensor_type)
-        except NotImplementedError as exc:
-            raise UnsupportedQuantType(
-                f"{self.path}: tensor {name!r} uses quantisation type {t.tensor_type.name}, which cannot be dequantised"
-            ) from exc
-        arr = np.asarray(arr, dtype=np.float32)
-        expected = tuple(int(x) for x in reversed(t.shape))
-        if arr.size != int(np.prod(expected)):
-            raise ModelFormatError(f"{self.path}: tensor {name!r} has {arr.size} values, expected shape {expected}")
-        arr = arr.reshape(expected)
+        arr = dequantize_tensor(t, self.path)
         if self.arch == "llama" and (name.endswith("attn_q.weight") or name.endswith("attn_k.weight")):
             heads = self.config.n_heads if name.endswith("attn_q.weight") else self.config.n_kv_heads
             arr = unpermute_rope_rows(arr, heads)
