@@ -25,12 +25,15 @@ class LexerMode:
     DFA lexeme indices map to grammar lexeme ids through ``ids``.
     """
 
-    __slots__ = ("ids", "dfa", "start", "_accepting", "_lock")
+    __slots__ = ("ids", "dfa", "start", "_accepting", "_lock", "walks")
 
     def __init__(self, ids: tuple[int, ...], nodes: list[Node], limits: object | None) -> None:
         self.ids = ids
         self._accepting: dict[int, frozenset[int]] = {}
         self._lock = threading.Lock()
+        # parser-independent trie walks from a DFA state, keyed (trie fingerprint, state);
+        # filled by grammar/token_masks.py
+        self.walks: dict[tuple[str, int], object] = {}
         if ids:
             from ..automata import LazyDFA
 

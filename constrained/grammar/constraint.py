@@ -19,19 +19,26 @@ class GrammarConstraint(Constraint):
     """A context-free grammar over lexemes compiled against one vocabulary (immutable)."""
 
     def __init__(self, grammar: Grammar, vocab: Vocabulary, *, dfa_limits: object | None = None,
-                 parser_limits: ParserLimits | None = None) -> None:
+                 parser_limits: ParserLimits | None = None,
+                 compiled: CompiledGrammar | None = None) -> None:
         self.vocab = vocab
         self.grammar = grammar
-        self.compiled = CompiledGrammar(grammar, dfa_limits, parser_limits)
+        # a CompiledGrammar is vocabulary-independent: one may serve several vocabularies
+        self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits)
         self.trie = TokenTrie.for_vocab(vocab)
         self.n_words = bitmask_words(vocab.logit_width)
+
+    @classmethod
+    def from_compiled(cls, compiled: CompiledGrammar, vocab: Vocabulary) -> "GrammarConstraint":
+        """Bind an already compiled grammar to ``vocab`` (masks are cached per vocabulary)."""
+        return cls(compiled.grammar, vocab, compiled=compiled)
 
     def matcher(self, max_rollback: int | None = None) -> "GrammarMatcher":
         return GrammarMatcher(self, self.compiled.initial, max_rollback)
 
     def allowed_words(self, state: LexState) -> np.ndarray:
         """Bitmask words of the tokens allowed in ``state``, cached on the parser set."""
-        key = (state.mode, state.q, state.in_lexeme, state.n_ignored)
+        key = (self.trie.fingerprint, state.mode, state.q, state.in_lexeme, state.n_ignored)
         cache = state.parser.cache
         words = cache.get(key)
         if words is None:

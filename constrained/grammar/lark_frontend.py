@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from ..automata.ast import ANY_BYTE, And, Concat, Node, Not, Repeat, literal
+from ..automata.ast import ANY_BYTE, Alt, And, ByteSet, Concat, Node, Not, Repeat, literal
 from ..errors import (GrammarSyntaxError, GrammarUnsupported, RegexSyntaxError,
                       RegexUnsupported)
 from .ir import Grammar, Lexeme, Rule
@@ -87,10 +87,69 @@ def _has_lazy(source: str, flags: int) -> bool:
     return walk(P.parse(source, flags))
 
 
+def _width(node: Node) -> tuple[int, int | None]:
+    """(min, max) length in bytes of the strings of ``node`` (max None = unbounded)."""
+    if isinstance(node, ByteSet):
+        return (1, 1)
+    if isinstance(node, Concat):
+        lo, hi = 0, 0
+        for it in node.items:
+            a, b = _width(it)
+            lo += a
+            hi = None if hi is None or b is None else hi + b
+        return lo, hi
+    if isinstance(node, Alt):
+        if not node.items:
+            return (0, 0)
+        ws = [_width(it) for it in node.items]
+        his = [b for _, b in ws]
+        return min(a for a, _ in ws), None if None in his else max(his)  # type: ignore[type-var]
+    if isinstance(node, Repeat):
+        a, b = _width(node.item)
+        return a * node.min, None if node.max is None or b is None else b * node.max
+    return (0, None)
+
+
+def _cap(node: Node, budget: int) -> Node | None:
+    """A sub-language of ``node`` with strings of at most ``budget`` bytes, built by capping
+    unbounded repetitions (cheap for the lazy DFA); None if the shape is not handled."""
+    lo, hi = _width(node)
+    if hi is not None:
+        return node if hi <= budget else None
+    if isinstance(node, Repeat) and node.max is None:
+        a, b = _width(node.item)
+        if b is None or b == 0:
+            return None
+        count = budget // b
+        return Repeat(node.item, node.min, count) if count >= node.min else None
+    if isinstance(node, Concat):
+        unbounded = [i for i, it in enumerate(node.items) if _width(it)[1] is None]
+        if len(unbounded) != 1:
+            return None
+        i = unbounded[0]
+        rest = sum(_width(it)[1] or 0 for j, it in enumerate(node.items) if j != i)
+        inner = _cap(node.items[i], budget - rest)
+        if inner is None:
+            return None
+        return Concat(node.items[:i] + (inner,) + node.items[i + 1:])
+    if isinstance(node, Alt):
+        capped = [_cap(it, budget) for it in node.items]
+        return None if any(c is None for c in capped) else Alt(tuple(capped))  # type: ignore[arg-type]
+    return None
+
+
 def _bounded(node: Node, max_bytes: int | None) -> Node:
-    """``node`` restricted to strings of at most ``max_bytes`` bytes (None = unchanged)."""
+    """``node`` restricted to strings of at most ``max_bytes`` bytes (None = unchanged).
+
+    Unbounded repetitions are capped so the whole stays within the budget (a repetition of
+    multi-byte characters is capped by its widest character); other shapes fall back to
+    an intersection with ``.{0,max_bytes}``, which the DFA builds by product (slower).
+    """
     if max_bytes is None:
         return node
+    capped = _cap(node, max_bytes)
+    if capped is not None:
+        return capped
     return And((node, Repeat(ANY_BYTE, 0, max_bytes)))
 
 

@@ -1,0 +1,145 @@
+"""Property tests: sampling under random logits always yields outputs Lark parses.
+
+For every shipped grammar (and a few other grammars Lark loads), tokens are drawn from
+random logits restricted to the mask on the Llama-3 vocabulary for a random number of
+steps (or until EOS is drawn), then a shortest completion found by search is
+teacher-forced (none of its tokens may be masked) and EOS must be allowed. Every output
+must parse with ``lark.Lark(grammar, parser="earley")`` (soundness); forced bytes must
+agree with the token drawn.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import lark
+import numpy as np
+import pytest
+
+import grammars
+from constrained.grammar import GrammarConstraint, compile_lark
+from constrained.grammar.compiled import LexState
+from constrained.vocab import Vocabulary
+from tests.testdata import vocab_path
+
+N_SAMPLES = 6
+MAX_RANDOM_TOKENS = 32
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    return Vocabulary.from_gguf(vocab_path("llama-bpe"))
+
+
+def shortest_completion(c: GrammarConstraint, state: LexState, max_states: int = 20000) -> bytes:
+    """Breadth-first search over printable ASCII bytes for a shortest accepted completion."""
+    cg = c.compiled
+    if cg.is_accepting(state):
+        return b""
+    seen = {state}
+    queue: deque[tuple[LexState, bytes]] = deque([(state, b"")])
+    alphabet = [b for b in range(32, 127)] + [10]
+    while queue and len(seen) < max_states:
+        st, path = queue.popleft()
+        for b in alphabet:
+            nxt = cg.step(st, b)
+            if nxt is None or nxt in seen:
+                continue
+            if cg.is_accepting(nxt):
+                return path + bytes([b])
+            seen.add(nxt)
+            queue.append((nxt, path + bytes([b])))
+    raise AssertionError("no completion found: the state is a dead end")
+
+
+def sample(c: GrammarConstraint, vocab: Vocabulary, rng: np.random.Generator,
+           by_bytes: dict[bytes, int]) -> bytes:
+    """Random masked tokens for a random number of steps, then a shortest completion
+    teacher-forced token by token (each must be allowed), then EOS."""
+    m = c.matcher()
+    eos = vocab.eos_token_ids[0]
+    out = b""
+    for _ in range(int(rng.integers(1, MAX_RANDOM_TOKENS))):
+        mask = m.mask()
+        if mask[eos] and rng.random() < 0.35:
+            break
+        mask[eos] = False
+        allowed = np.flatnonzero(mask)
+        assert allowed.size, f"dead end after {out!r}: no token allowed and EOS refused"
+        lens = np.fromiter((len(vocab.tokens[t]) for t in allowed), dtype=np.float64)
+        logits = rng.gumbel(size=allowed.size) - 0.7 * lens
+        tid = int(allowed[int(np.argmax(logits))])
+        forced = m.forced_bytes()
+        piece = vocab.tokens[tid]
+        assert piece.startswith(forced) or forced.startswith(piece), (forced, piece)
+        m.advance(tid)
+        out += piece
+    rest = shortest_completion(c, m.state)
+    pos = 0
+    while pos < len(rest):  # greedy longest-match tokens of the completion
+        n = max(k for k in range(1, min(16, len(rest) - pos) + 1) if rest[pos:pos + k] in by_bytes)
+        tid = by_bytes[rest[pos:pos + n]]
+        assert m.mask()[tid], f"completion token {rest[pos:pos + n]!r} masked after {out!r}"
+        m.advance(tid)
+        out += rest[pos:pos + n]
+        pos += n
+    assert m.mask()[eos], f"EOS refused after the completed output {out!r}"
+    m.advance(eos)
+    assert m.is_terminated()
+    return out
+
+
+@pytest.fixture(scope="module")
+def by_bytes(vocab: Vocabulary) -> dict[bytes, int]:
+    return {t: i for i, t in enumerate(vocab.tokens)
+            if t and i not in vocab.special_token_ids and len(t) <= 16}
+
+
+@pytest.mark.parametrize("name", grammars.names())
+def test_shipped_grammar_samples_parse_with_lark(name: str, vocab: Vocabulary,
+                                                 by_bytes: dict[bytes, int]) -> None:
+    text = grammars.load(name)
+    c = compile_lark(text, vocab)
+    ref = lark.Lark(text, parser="earley")
+    rng = np.random.default_rng(sum(map(ord, name)))
+    for _ in range(N_SAMPLES):
+        out = sample(c, vocab, rng, by_bytes)
+        ref.parse(out.decode("utf-8"))  # raises on an unsound output
+
+
+CORPUS_GRAMMARS = {
+    "lark common ESCAPED_STRING / SIGNED_NUMBER json": r"""
+        ?start: value
+        ?value: object | array | string | SIGNED_NUMBER -> number | "true" | "false" | "null"
+        array  : "[" [value ("," value)*] "]"
+        object : "{" [pair ("," pair)*] "}"
+        pair   : string ":" value
+        string : ESCAPED_STRING
+        %import common.ESCAPED_STRING
+        %import common.SIGNED_NUMBER
+        %import common.WS
+        %ignore WS
+    """,
+    "ambiguous left-recursive": r"""
+        start: e
+        e: e "+" e | e e | NAME | "(" e ")"
+        NAME: /[a-c]+/
+    """,
+    "keywords vs names": r"""
+        start: stmt+
+        stmt: "if" NAME ":" NAME ";" | NAME "=" NAME ";"
+        NAME: /[a-z]+/
+        %ignore " "
+    """,
+}
+
+
+@pytest.mark.parametrize("label", sorted(CORPUS_GRAMMARS))
+def test_other_grammars_samples_parse_with_lark(label: str, vocab: Vocabulary,
+                                                by_bytes: dict[bytes, int]) -> None:
+    text = CORPUS_GRAMMARS[label]
+    c = compile_lark(text, vocab)
+    ref = lark.Lark(text, parser="earley")
+    rng = np.random.default_rng(7)
+    for _ in range(N_SAMPLES):
+        out = sample(c, vocab, rng, by_bytes)
+        ref.parse(out.decode("utf-8"))
