@@ -1,0 +1,788 @@
+"""JSON Schema -> language (regex AST, or grammar IR when recursion needs the parser).
+
+One :class:`SchemaCompiler` per document. ``compile`` maps each subschema to a piece
+(see ``pieces.py``); keywords are enforced exactly or refused with
+:class:`SchemaUnsupported` naming the keyword and the JSON pointer (``lenient=True``
+widens instead, as docs/json-schema.md lists per keyword).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from ..automata.ast import EMPTY, NOTHING, And, Alt, Node, Not, Repeat, alt, concat, literal
+from ..automata.regex_syntax import parse_regex
+from ..errors import ConstraintTooComplex, RegexSyntaxError, RegexUnsupported, SchemaError, SchemaUnsupported
+from ..grammar.ir import Grammar
+from . import numeric
+from .ecma import EcmaSyntaxError, EcmaUnsupported, ecma_to_python
+from .formats import format_node
+from .jsontext import ANY_CHAR, ANY_STRING_CONTENT, Layout, number_node, string_node, value_node
+from .merge import ANNOTATIONS, merge_all, type_set
+from .options import SchemaOptions
+from .pieces import GrammarBuilder, Piece, Seq, is_nothing, is_regular
+from .refs import SchemaIndex, Target, detect_draft, escape_pointer_token
+
+KNOWN = frozenset({
+    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "maxLength", "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems", "maxContains",
+    "minContains", "contains", "items", "prefixItems", "additionalItems", "unevaluatedItems",
+    "properties", "patternProperties", "additionalProperties", "unevaluatedProperties", "propertyNames",
+    "maxProperties", "minProperties", "required", "dependentRequired", "dependentSchemas", "dependencies",
+    "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
+    "$recursiveAnchor", "x-choices",
+})
+MAX_PATTERN_PROPERTIES = 3
+MAX_CHOICE_PRODUCT = 256
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Where a subschema sits: JSON pointer (for messages), base URI, container depth."""
+
+    pointer: str
+    base: str
+    depth: int = 0
+
+    def at(self, *tokens: str | int) -> "Ctx":
+        ptr = self.pointer + "".join("/" + escape_pointer_token(str(t)) for t in tokens)
+        return replace(self, pointer=ptr)
+
+    def deeper(self) -> "Ctx":
+        return replace(self, depth=self.depth + 1)
+
+
+class SchemaCompiler:
+    """Compiles one schema document under one set of options."""
+
+    def __init__(self, root: Any, options: SchemaOptions, from_model: bool = False) -> None:
+        if not isinstance(root, (dict, bool)):
+            raise SchemaError(f"a JSON Schema must be an object or a boolean, not {type(root).__name__}")
+        self.root = root
+        self.options = options
+        self.from_model = from_model
+        self.draft = detect_draft(root)
+        self.index = SchemaIndex(root, self.draft)
+        self.layout = Layout(options)
+        self.builder = GrammarBuilder()
+        self.memo: dict[tuple[int, int], Piece] = {}
+        self.active: dict[int, str] = {}
+        self.recursive: set[int] = set()
+        self.enc_memo: dict[int, Node] = {}
+        self.keep: list[Any] = []  # merged schemas stay alive while memoised by id
+        self._any: Piece | None = None
+        self._validator: Any = None
+
+    # -- entry points ---------------------------------------------------------------------
+    def compile_root(self) -> Piece:
+        return self.compile(self.root, Ctx("", self.index.base_of(self.root, "constrained-root:/schema.json")))
+
+    def grammar(self, piece: Piece) -> Grammar:
+        return self.builder.finish(piece, meta={"source": "json-schema"})
+
+    # -- helpers ----------------------------------------------------------------------------
+    def unsupported(self, keyword: str, ctx: Ctx, why: str) -> None:
+        """Refuse ``keyword`` at ``ctx`` (or, when lenient, return so the caller widens)."""
+        if self.options.lenient:
+            return
+        raise SchemaUnsupported(f"{keyword}: {why} (at {ctx.pointer or '/'}; lenient=True widens)")
+
+    def validator(self) -> Any:
+        if self._validator is None:
+            try:
+                from jsonschema.validators import validator_for
+            except ImportError as exc:  # pragma: no cover - declared dependency
+                raise SchemaUnsupported("enum/const filtering needs the jsonschema package") from exc
+            cls = validator_for(self.root if isinstance(self.root, dict) else {}, default=None)
+            if cls is None:
+                from jsonschema import Draft202012Validator as cls  # type: ignore[no-redef]
+            self._validator = cls(self.root)
+        return self._validator
+
+    def value_valid(self, value: Any, schema: Any) -> bool:
+        """Whether ``value`` validates against subschema ``schema`` (reference validator)."""
+        try:
+            return bool(self.validator().evolve(schema=schema).is_valid(value))
+        except Exception as exc:  # referencing errors etc.
+            raise SchemaUnsupported(f"enum/const: cannot check values against their schema: {exc}") from exc
+
+    def any_value(self) -> Piece:
+        """Any JSON value (recursive: a grammar rule)."""
+        if self._any is None:
+            if self.layout.indented:
+                raise SchemaUnsupported("indent: an unconstrained nested value (any JSON) cannot be indented "
+                                        "exactly; use whitespace='flexible' or 'compact'")
+            b = self.builder
+            name = b.new_rule("json_value")
+            self._any = Seq((name,))
+            lay = self.layout
+            members = b.new_rule("json_members")
+            elements = b.new_rule("json_elements")
+            key = concat(string_node(ANY_STRING_CONTENT, self.enc_memo), lay.colon())
+            b.rules[members] = [(key, name), (members, lay.sep(0), key, name)]
+            b.rules[elements] = [(name,), (elements, lay.sep(0), name)]
+            b.rules[name] = [
+                (lay.empty("{}"),), (lay.open("{", 0), members, lay.close("}", 0)),
+                (lay.empty("[]"),), (lay.open("[", 0), elements, lay.close("]", 0)),
+                (string_node(ANY_STRING_CONTENT, self.enc_memo),), (number_node(self.options),),
+                (alt(literal("true"), literal("false"), literal("null")),),
+            ]
+        return self._any
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def compile(self, schema: Any, ctx: Ctx) -> Piece:
+        if schema is True:
+            return self.any_value()
+        if schema is False:
+            return NOTHING
+        if not isinstance(schema, dict):
+            raise SchemaError(f"schema at {ctx.pointer or '/'} must be an object or a boolean, "
+                              f"not {type(schema).__name__}")
+        key = (id(schema), ctx.depth if self.layout.indented else 0)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        sid = id(schema)
+        if sid in self.active:
+            if self.layout.indented:
+                raise SchemaUnsupported(f"indent: recursive schema at {ctx.pointer or '/'} cannot be indented exactly")
+            self.recursive.add(sid)
+            return Seq((self.active[sid],))
+        self.active[sid] = self.builder.new_rule("ref")
+        try:
+            piece = self._compile_dict(schema, replace(ctx, base=self.index.base_of(schema, ctx.base)))
+        finally:
+            name = self.active.pop(sid)
+        if sid in self.recursive:
+            self.builder.define(name, [piece])
+            piece = Seq((name,))
+        self.memo[key] = piece
+        self.keep.append(schema)
+        return piece
+
+    def _resolve_ref(self, schema: dict[str, Any], ctx: Ctx) -> Target:
+        ref = schema["$ref"]
+        if not isinstance(ref, str):
+            raise SchemaError(f"$ref at {ctx.pointer or '/'} must be a string")
+        return self.index.resolve(ref, ctx.base, ctx.pointer)
+
+    def _conjuncts(self, schema: dict[str, Any], ctx: Ctx, seen: frozenset[int] = frozenset()) -> list[Any]:
+        """``schema`` split into conjuncts: own keywords, ``$ref`` target, ``allOf`` members."""
+        if id(schema) in seen or id(schema) in self.active and seen:
+            raise SchemaUnsupported(f"allOf/$ref: recursive reference inside allOf at {ctx.pointer or '/'}")
+        seen = seen | {id(schema)}
+        own = {k: v for k, v in schema.items() if k not in ("allOf", "$ref")}
+        parts: list[Any] = [self._normalize(own, ctx)]
+        if "$ref" in schema:
+            target = self._resolve_ref(schema, ctx)
+            if self.draft == "draft7":
+                parts = []
+            if isinstance(target.schema, dict):
+                parts += self._conjuncts(target.schema, Ctx(target.pointer, target.base, ctx.depth), seen)
+            else:
+                parts.append(target.schema)
+            if self.draft == "draft7":
+                return parts
+        for i, sub in enumerate(schema.get("allOf", [])):
+            if isinstance(sub, dict):
+                parts += self._conjuncts(sub, ctx.at("allOf", i), seen)
+            else:
+                parts.append(sub)
+        return parts
+
+    def _normalize(self, schema: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+        """draft-07 spellings -> 2020-12 (items arrays, dependencies)."""
+        items = schema.get("items")
+        if isinstance(items, list):
+            schema = dict(schema)
+            schema["prefixItems"] = items
+            del schema["items"]
+            if "additionalItems" in schema:
+                schema["items"] = schema.pop("additionalItems")
+        elif "additionalItems" in schema:
+            schema = {k: v for k, v in schema.items() if k != "additionalItems"}  # ignored without items array
+        if "dependencies" in schema:
+            schema = dict(schema)
+            deps = schema.pop("dependencies")
+            if isinstance(deps, dict):
+                for name, dep in deps.items():
+                    if isinstance(dep, list):
+                        schema.setdefault("dependentRequired", {})[name] = dep
+                    else:
+                        schema.setdefault("dependentSchemas", {})[name] = dep
+        return schema
+
+    def _compile_dict(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        for key in schema:
+            if not isinstance(key, str):
+                raise SchemaError(f"schema keys must be strings (at {ctx.pointer or '/'})")
+        if "$ref" in schema and self.draft == "draft7":
+            target = self._resolve_ref(schema, ctx)
+            return self.compile(target.schema, Ctx(target.pointer, target.base, ctx.depth))
+        constraint_keys = [k for k in schema if k not in ANNOTATIONS and k != "$ref"]
+        if "$ref" in schema and not constraint_keys:
+            target = self._resolve_ref(schema, ctx)
+            return self.compile(target.schema, Ctx(target.pointer, target.base, ctx.depth))
+        if "$ref" in schema or "allOf" in schema:
+            if "allOf" in schema and not isinstance(schema["allOf"], list):
+                raise SchemaError(f"allOf at {ctx.pointer or '/'} must be an array")
+            merged = merge_all(self._conjuncts(schema, ctx), lambda s: [s], ctx.pointer)
+            self.keep.append(merged)
+            return self.compile(merged, ctx)
+        schema = self._normalize(schema, ctx)
+        for key in ("$dynamicRef", "$recursiveRef"):
+            if key in schema:
+                self.unsupported(key, ctx, "dynamic references are not supported")
+        choices = list(schema.get("x-choices", []))
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                if not isinstance(schema[key], list) or not schema[key]:
+                    raise SchemaError(f"{key} at {ctx.pointer or '/'} must be a non-empty array")
+                choices.append((key, schema[key]))
+        if choices:
+            return self._compile_choices(schema, choices, ctx)
+        return self._compile_plain(schema, ctx)
+
+    # -- anyOf / oneOf ----------------------------------------------------------------------
+    def _compile_choices(self, schema: dict[str, Any], choices: list[tuple[str, list[Any]]], ctx: Ctx) -> Piece:
+        base = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf", "x-choices")}
+        base_constrains = any(k not in ANNOTATIONS for k in base)
+        for kind, branches in choices:
+            if kind == "oneOf" and len(branches) > 1:
+                resolved = [self._effective(b, ctx.at("oneOf", i)) for i, b in enumerate(branches)]
+                for (i, a), (j, b) in itertools.combinations(enumerate(resolved), 2):
+                    if not self._disjoint(a, b):
+                        self.unsupported("oneOf", ctx.at("oneOf"),
+                                         f"branches {i} and {j} are not provably disjoint")
+                        break
+        total = math.prod(len(b) for _, b in choices)
+        if total > MAX_CHOICE_PRODUCT:
+            raise ConstraintTooComplex(f"anyOf/oneOf combinations ({total}) exceed {MAX_CHOICE_PRODUCT} at "
+                                       f"{ctx.pointer or '/'}")
+        pieces: list[Piece] = []
+        for combo in itertools.product(*[list(enumerate(b)) for _, b in choices]):
+            if len(combo) == 1 and not base_constrains:
+                i, branch = combo[0]
+                pieces.append(self.compile(branch, ctx.at(choices[0][0], i)))
+                continue
+            merged = merge_all([base] + [b for _, b in combo],
+                               lambda s: self._conjuncts(s, ctx) if isinstance(s, dict) else [s], ctx.pointer)
+            self.keep.append(merged)
+            pieces.append(self.compile(merged, ctx))
+        return self.builder.choice(*pieces, hint="any_of")
+
+    def _effective(self, schema: Any, ctx: Ctx) -> Any:
+        if isinstance(schema, dict) and ("$ref" in schema or "allOf" in schema):
+            try:
+                return merge_all(self._conjuncts(schema, ctx), lambda s: [s], ctx.pointer)
+            except SchemaUnsupported:
+                return schema
+        return schema
+
+    def _disjoint(self, a: Any, b: Any) -> bool:
+        """Conservative: True only when no JSON value can satisfy both schemas."""
+        if a is False or b is False:
+            return True
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            return False
+        ta, tb = self._types_of(a), self._types_of(b)
+        if not (ta & tb):
+            return True
+        for x, y in ((a, b), (b, a)):
+            values = self._finite_values(x)
+            if values is not None and not any(self.value_valid(v, y) for v in values):
+                return True
+        if ta == {"integer"} or ta <= {"integer", "number"} and tb <= {"integer", "number"}:
+            ra, rb = self._num_range(a), self._num_range(b)
+            if ra is not None and rb is not None and (ra[1] < rb[0] or rb[1] < ra[0]):
+                return True
+        if ta == tb == {"object"}:
+            req = set(a.get("required", [])) & set(b.get("required", []))
+            for name in req:
+                pa = a.get("properties", {}).get(name)
+                pb = b.get("properties", {}).get(name)
+                if pa is not None and pb is not None and self._disjoint(self._effective(pa, Ctx("", "")),
+                                                                      self._effective(pb, Ctx("", ""))):
+                    return True
+        return False
+
+    @staticmethod
+    def _types_of(s: dict[str, Any]) -> set[str]:
+        t = type_set(s)
+        out = set(t) if t is not None else {"null", "boolean", "object", "array", "number", "integer", "string"}
+        if "number" in out:
+            out.add("integer")
+        if "enum" in s or "const" in s:
+            vals = list(s.get("enum", [])) + ([s["const"]] if "const" in s else [])
+            kinds = set()
+            for v in vals:
+                kinds |= _json_types(v)
+            out &= kinds
+        return out
+
+    @staticmethod
+    def _finite_values(s: dict[str, Any]) -> list[Any] | None:
+        if "const" in s:
+            return [s["const"]]
+        if "enum" in s and isinstance(s["enum"], list):
+            return list(s["enum"])
+        return None
+
+    @staticmethod
+    def _num_range(s: dict[str, Any]) -> tuple[float, float] | None:
+        keys = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+        if not any(k in s for k in keys) or any(not isinstance(s.get(k, 0), (int, float)) for k in keys):
+            return None
+        lo = max([s[k] for k in ("minimum", "exclusiveMinimum") if k in s], default=-math.inf)
+        hi = min([s[k] for k in ("maximum", "exclusiveMaximum") if k in s], default=math.inf)
+        if "exclusiveMinimum" in s or "exclusiveMaximum" in s:
+            return None if lo == hi else (lo, hi)
+        return (lo, hi)
+
+    # -- plain schemas (no combinators) -------------------------------------------------------
+    def _compile_plain(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        for key in ("not", "if", "then", "else", "dependentSchemas", "contains", "minContains", "maxContains"):
+            if key in schema:
+                if key in ("then", "else") and "if" not in schema:
+                    continue
+                if key in ("minContains", "maxContains") and "contains" not in schema:
+                    continue
+                self.unsupported(key, ctx, "keyword not supported")
+        if "unevaluatedItems" in schema and schema["unevaluatedItems"] is not True:
+            if "items" not in schema:
+                schema = {**schema, "items": schema["unevaluatedItems"]}
+        if "unevaluatedProperties" in schema and schema["unevaluatedProperties"] is not True:
+            if "additionalProperties" not in schema:
+                schema = {**schema, "additionalProperties": schema["unevaluatedProperties"]}
+        types = type_set(schema)
+        if types is not None:
+            for t in types:
+                if t not in ("null", "boolean", "object", "array", "number", "string", "integer"):
+                    raise SchemaError(f"type {t!r} at {ctx.pointer or '/'} is not a JSON Schema type")
+        if "enum" in schema or "const" in schema:
+            return self._compile_enum(schema, ctx)
+        order = ["null", "boolean", "integer", "number", "string", "array", "object"]
+        wanted = [t for t in order if types is None or t in types]
+        if "number" in wanted and "integer" in wanted:
+            wanted.remove("integer")
+        pieces: list[Piece] = []
+        for t in wanted:
+            if t == "null":
+                pieces.append(literal("null"))
+            elif t == "boolean":
+                pieces.append(alt(literal("true"), literal("false")))
+            elif t in ("integer", "number"):
+                pieces.append(self._number(schema, ctx, integer=(t == "integer")))
+            elif t == "string":
+                pieces.append(self._string(schema, ctx))
+            elif t == "array":
+                pieces.append(self._array(schema, ctx))
+            else:
+                pieces.append(self._object(schema, ctx))
+        return self.builder.choice(*pieces, hint="types")
+
+    def _compile_enum(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        values: list[Any]
+        if "enum" in schema:
+            if not isinstance(schema["enum"], list):
+                raise SchemaError(f"enum at {ctx.pointer or '/'} must be an array")
+            values = list(schema["enum"])
+        else:
+            values = [schema["const"]]
+        if "const" in schema and "enum" in schema:
+            values = [v for v in values if self.value_valid(v, {"const": schema["const"]})]
+        rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
+        pieces: list[Node] = []
+        for v in values:
+            if any(k not in ANNOTATIONS for k in rest) and not self.value_valid(v, _public(rest)):
+                continue
+            pieces.append(value_node(v, self.layout, ctx.depth, self.enc_memo))
+        return alt(*pieces) if pieces else NOTHING
+
+    # -- numbers -------------------------------------------------------------------------------
+    def _number(self, schema: dict[str, Any], ctx: Ctx, integer: bool) -> Piece:
+        opts = self.options
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
+            if key in schema and (isinstance(schema[key], bool) or not isinstance(schema[key], (int, float))):
+                raise SchemaError(f"{key} at {ctx.pointer or '/'} must be a number")
+        lo: Decimal | None = None
+        lo_ex = False
+        hi: Decimal | None = None
+        hi_ex = False
+        if "minimum" in schema:
+            lo = numeric.to_decimal(schema["minimum"])
+        if "exclusiveMinimum" in schema:
+            d = numeric.to_decimal(schema["exclusiveMinimum"])
+            if lo is None or d >= lo:
+                lo, lo_ex = d, True
+        if "maximum" in schema:
+            hi = numeric.to_decimal(schema["maximum"])
+        if "exclusiveMaximum" in schema:
+            d = numeric.to_decimal(schema["exclusiveMaximum"])
+            if hi is None or d <= hi:
+                hi, hi_ex = d, True
+        for b in (lo, hi):
+            if b is not None and not b.is_finite():
+                raise SchemaError(f"non-finite numeric bound at {ctx.pointer or '/'}")
+        int_lo = None if lo is None else (math.floor(lo) + 1 if lo_ex else math.ceil(lo))
+        int_hi = None if hi is None else (math.ceil(hi) - 1 if hi_ex else math.floor(hi))
+        try:
+            if "multipleOf" in schema:
+                m = schema["multipleOf"]
+                if m <= 0:
+                    raise SchemaError(f"multipleOf at {ctx.pointer or '/'} must be > 0")
+                if isinstance(m, float) and not m.is_integer():
+                    if integer and (1 / m).is_integer() and m > 0 and _is_pow2(1 / m):
+                        m = 1
+                    else:
+                        self.unsupported("multipleOf", ctx.at("multipleOf"),
+                                         f"non-integer multipleOf {m} is not enforced exactly")
+                        m = None
+                if m is not None:
+                    return numeric.integer_multiples(int(m), int_lo, int_hi, opts.max_integer_digits)
+            if integer:
+                return numeric.integer_range(int_lo, int_hi, opts.max_integer_digits)
+            if lo is None and hi is None:
+                return number_node(opts)
+            return numeric.decimal_range(lo, lo_ex, hi, hi_ex, opts.max_integer_digits, opts.max_fraction_digits)
+        except numeric.NumericUnsupported as exc:
+            self.unsupported("multipleOf" if "multipleOf" in schema else "minimum", ctx, str(exc))
+            return numeric.integer_range(int_lo, int_hi, opts.max_integer_digits) if integer else number_node(opts)
+
+    # -- strings -------------------------------------------------------------------------------
+    def string_content(self, schema: dict[str, Any], ctx: Ctx) -> Node:
+        """Decoded-string language (UTF-8 bytes of the value) of a schema's string keywords."""
+        parts: list[Node] = []
+        lo = schema.get("minLength", 0)
+        hi = schema.get("maxLength")
+        for key, v in (("minLength", lo), ("maxLength", hi)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
+                                  or (isinstance(v, float) and not v.is_integer())):
+                raise SchemaError(f"{key} at {ctx.pointer or '/'} must be a non-negative integer")
+        lo = int(lo)
+        hi = None if hi is None else int(hi)
+        if hi is not None and hi < lo:
+            return NOTHING
+        patterns = schema.get("pattern", [])
+        patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        for p in patterns:
+            node = self.pattern_node(p, ctx.at("pattern"))
+            if node is not None:
+                parts.append(node)
+        formats = schema.get("format", [])
+        formats = [formats] if isinstance(formats, str) else list(formats)
+        for f in formats:
+            node = format_node(f) if isinstance(f, str) else None
+            if node is None:
+                self.unsupported("format", ctx.at("format"), f"unknown format {f!r}")
+            else:
+                parts.append(node)
+        if lo > 0 or hi is not None:
+            length = Repeat(ANY_CHAR, lo, hi)
+            if not parts:
+                return length
+            parts.append(length)
+        if not parts:
+            return ANY_STRING_CONTENT
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def pattern_node(self, pattern: Any, ctx: Ctx) -> Node | None:
+        if not isinstance(pattern, str):
+            raise SchemaError(f"pattern at {ctx.pointer or '/'} must be a string")
+        try:
+            return parse_regex(ecma_to_python(pattern))
+        except (EcmaUnsupported, RegexUnsupported) as exc:
+            self.unsupported("pattern", ctx, f"{pattern!r}: {exc}")
+            return None
+        except (EcmaSyntaxError, RegexSyntaxError) as exc:
+            raise SchemaError(f"pattern at {ctx.pointer or '/'} is not a valid ECMA-262 regex: {pattern!r}: {exc}") from None
+
+    def _string(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        return string_node(self.string_content(schema, ctx), self.enc_memo)
+
+    # -- arrays --------------------------------------------------------------------------------
+    def _array(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        b = self.builder
+        lo = int(schema.get("minItems", 0))
+        hi = schema.get("maxItems")
+        hi = None if hi is None else int(hi)
+        if hi is not None and hi < lo:
+            return NOTHING
+        if schema.get("uniqueItems") is True and (hi is None or hi > 1):
+            self.unsupported("uniqueItems", ctx.at("uniqueItems"), "uniqueness of items is not enforceable by an automaton")
+        prefix_schemas = schema.get("prefixItems", [])
+        if not isinstance(prefix_schemas, list):
+            raise SchemaError(f"prefixItems at {ctx.pointer or '/'} must be an array")
+        inner = ctx.deeper()
+        prefix = [self.compile(s, inner.at("prefixItems", i)) for i, s in enumerate(prefix_schemas)]
+        if hi is not None:
+            prefix = prefix[:hi]
+        rest_schema = schema.get("items", True)
+        rest = self.compile(rest_schema, inner.at("items")) if rest_schema is not False else NOTHING
+        # the first NOTHING prefix position caps the length
+        for i, p in enumerate(prefix):
+            if is_nothing(p):
+                prefix = prefix[:i]
+                hi = i if hi is None else min(hi, i)
+                rest = NOTHING
+                break
+        if is_nothing(rest):
+            hi = len(prefix) if hi is None else min(hi, len(prefix))
+        if hi is not None and lo > hi:
+            return NOTHING
+        grammar_mode = not all(is_regular(p) for p in prefix + [rest])
+        lay = self.layout
+        sep = lay.sep(ctx.depth)
+        n = len(prefix)
+
+        def tail(i: int) -> Piece:
+            """Elements from position ``i`` (0-based, i >= 1) on, each after a separator."""
+            if hi is not None and i >= hi:
+                return EMPTY
+            if i < n:
+                more = b.seq(sep, prefix[i], tail(i + 1))
+                return more if i < lo else b.optional(more, as_rule=grammar_mode)
+            r_lo = max(0, lo - i)
+            r_hi = None if hi is None else hi - i
+            return b.repeat(b.seq(sep, rest), r_lo, r_hi, as_rule=grammar_mode,
+                            max_unrolled=self.options.max_unrolled)
+
+        first = prefix[0] if n else rest
+        body = b.seq(first, tail(1)) if (hi is None or hi >= 1) else NOTHING
+        full = b.seq(lay.open("[", ctx.depth), body, lay.close("]", ctx.depth))
+        return b.choice(lay.empty("[]") if lo == 0 else NOTHING, full, hint="array")
+
+    # -- objects -------------------------------------------------------------------------------
+    def _key_ok(self, name: str, schema: dict[str, Any]) -> bool:
+        names = schema.get("propertyNames")
+        if names is None or names is True:
+            return True
+        return self.value_valid(name, names)
+
+    def _object(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        b = self.builder
+        lay = self.layout
+        props = schema.get("properties", {})
+        if not isinstance(props, dict):
+            raise SchemaError(f"properties at {ctx.pointer or '/'} must be an object")
+        required = schema.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise SchemaError(f"required at {ctx.pointer or '/'} must be an array of strings")
+        if "dependentRequired" in schema:
+            self.unsupported("dependentRequired", ctx.at("dependentRequired"), "keyword not supported")
+        patterns = schema.get("patternProperties", {})
+        extra_schema = schema.get("additionalProperties", True)
+        if self.options.additional_properties is False and props and extra_schema is not False:
+            extra_schema = False
+        compiled_patterns: list[tuple[str, Node, re.Pattern[str], Any]] = []
+        for p, sub in patterns.items():
+            node = self.pattern_node(p, ctx.at("patternProperties", p))
+            if node is None:
+                continue
+            compiled_patterns.append((p, node, re.compile(ecma_to_python(p), re.S), sub))
+        if len(compiled_patterns) > MAX_PATTERN_PROPERTIES:
+            raise SchemaUnsupported(f"patternProperties: more than {MAX_PATTERN_PROPERTIES} patterns "
+                                    f"(at {ctx.pointer or '/'})")
+        inner = ctx.deeper()
+        names = list(props) + [r for r in dict.fromkeys(required) if r not in props]
+        declared: list[tuple[str, Piece, bool]] = []
+        for name in names:
+            is_req = name in required
+            subs: list[Any] = []
+            if name in props:
+                subs.append(props[name])
+            matching = [sub for (_, _, rx, sub) in compiled_patterns if rx.fullmatch(name)]
+            subs += matching
+            if name not in props and not matching:
+                subs.append(extra_schema)
+            if not self._key_ok(name, schema):
+                value: Piece = NOTHING
+            elif len(subs) == 1:
+                value = self.compile(subs[0], inner.at("properties", name))
+            else:
+                merged = merge_all(subs, lambda s: self._conjuncts(s, inner) if isinstance(s, dict) else [s],
+                                   inner.pointer)
+                self.keep.append(merged)
+                value = self.compile(merged, inner.at("properties", name))
+            if is_nothing(value):
+                if is_req:
+                    return NOTHING
+                continue
+            member = b.seq(string_node(literal(name) if name else EMPTY, self.enc_memo), lay.colon(), value)
+            declared.append((name, member, is_req))
+        # one additional member (key: value) for undeclared keys
+        extras: list[Piece] = []
+        excluded = [literal(n) if n else EMPTY for n in names]
+        names_node = schema.get("propertyNames")
+        names_lang: Node | None = None
+        if names_node is not None and names_node is not True:
+            names_lang = self._property_names(names_node, ctx.at("propertyNames"))
+        subsets = [s for r in range(1, len(compiled_patterns) + 1)
+                   for s in itertools.combinations(range(len(compiled_patterns)), r)]
+        for subset in subsets + [()]:
+            if subset == () and extra_schema is False:
+                continue
+            inside = [compiled_patterns[i][1] for i in subset]
+            outside = [compiled_patterns[i][1] for i in range(len(compiled_patterns)) if i not in subset]
+            key_parts: list[Node] = list(inside)
+            if outside or excluded:
+                key_parts.append(Not(alt(*(outside + excluded))))
+            if names_lang is not None:
+                key_parts.append(names_lang)
+            key_lang: Node = (ANY_STRING_CONTENT if not key_parts else
+                              And((ANY_STRING_CONTENT, *key_parts)) if len(key_parts) > 1 or isinstance(key_parts[0], Not)
+                              else key_parts[0])
+            subs = [compiled_patterns[i][3] for i in subset] or [extra_schema]
+            if len(subs) == 1:
+                value = self.compile(subs[0], inner.at("additionalProperties" if not subset else "patternProperties"))
+            else:
+                merged = merge_all(subs, lambda s: self._conjuncts(s, inner) if isinstance(s, dict) else [s],
+                                   inner.pointer)
+                self.keep.append(merged)
+                value = self.compile(merged, inner.at("patternProperties"))
+            if is_nothing(value):
+                continue
+            extras.append(b.seq(string_node(key_lang, self.enc_memo), lay.colon(), value))
+        extra = b.choice(*extras, hint="extra") if extras else NOTHING
+        lo = int(schema.get("minProperties", 0))
+        hi = schema.get("maxProperties")
+        hi = None if hi is None else int(hi)
+        n_req = sum(1 for _, _, r in declared if r)
+        if hi is not None and hi < n_req:
+            return NOTHING
+        has_extra = not is_nothing(extra)
+        if lo > len(declared) and has_extra and lo > 1:
+            self.unsupported("minProperties", ctx.at("minProperties"),
+                             "counting additional properties is unsound with duplicate keys")
+            lo = min(lo, len(declared) + 1)
+        if lo > len(declared) + (1 if has_extra else 0) and not has_extra:
+            return NOTHING
+        body = self._members(declared, extra, lo, hi, ctx)
+        full = b.seq(lay.open("{", ctx.depth), body, lay.close("}", ctx.depth))
+        empty_ok = lo == 0 and n_req == 0
+        return b.choice(lay.empty("{}") if empty_ok else NOTHING, full, hint="object")
+
+    def _property_names(self, names: Any, ctx: Ctx) -> Node:
+        if names is False:
+            return NOTHING
+        if not isinstance(names, dict):
+            raise SchemaError(f"propertyNames at {ctx.pointer or '/'} must be a schema")
+        merged = merge_all(self._conjuncts(names, ctx), lambda s: [s], ctx.pointer)
+        if not isinstance(merged, dict):
+            return NOTHING if merged is False else ANY_STRING_CONTENT
+        t = type_set(merged)
+        if t is not None and "string" not in t:
+            return NOTHING
+        allowed = {"type", "pattern", "format", "minLength", "maxLength", "enum", "const"}
+        for key in merged:
+            if key not in allowed and key not in ANNOTATIONS and key not in (
+                    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+                    "items", "prefixItems", "properties", "required", "additionalProperties",
+                    "minItems", "maxItems", "minProperties", "maxProperties", "patternProperties"):
+                self.unsupported("propertyNames", ctx, f"keyword {key!r} inside propertyNames")
+        if "enum" in merged or "const" in merged:
+            vals = list(merged.get("enum", [])) + ([merged["const"]] if "const" in merged else [])
+            vals = [v for v in vals if isinstance(v, str) and self.value_valid(v, _public(merged))]
+            return alt(*(literal(v) if v else EMPTY for v in vals)) if vals else NOTHING
+        return self.string_content(merged, ctx)
+
+    def _members(self, declared: list[tuple[str, Piece, bool]], extra: Piece, lo: int, hi: int | None,
+                 ctx: Ctx) -> Piece:
+        """Object members: declared ones in order (optional ones skippable), then extras;
+        between ``lo`` and ``hi`` members in all (at least one, the caller adds ``{}``)."""
+        b = self.builder
+        sep = self.layout.sep(ctx.depth)
+        grammar_mode = not all(is_regular(p) for _, p, _ in declared) or not is_regular(extra)
+        n = len(declared)
+        cap = max(lo, 1) if hi is None else hi
+        memo: dict[tuple[int, int], Piece] = {}
+        if n * (cap + 1) > 20_000:
+            raise ConstraintTooComplex(f"min/maxProperties over {n} properties at {ctx.pointer or '/'}")
+
+        def nxt(c: int) -> int:
+            return min(c + 1, cap) if hi is None else c + 1
+
+        def rest(i: int, c: int) -> Piece:
+            key = (i, c)
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
+            if hi is not None and c > hi:
+                out: Piece = NOTHING
+            elif i == n:
+                out = self._extras(extra, c, lo, hi, sep, grammar_mode)
+            else:
+                _, member, req = declared[i]
+                lead = b.seq(sep, member) if c > 0 else member
+                take = b.seq(lead, rest(i + 1, nxt(c)))
+                if req:
+                    out = take
+                elif c > 0 and nxt(c) == c:
+                    out = b.seq(b.optional(lead, as_rule=grammar_mode), rest(i + 1, c))
+                else:
+                    out = b.choice(take, rest(i + 1, c), hint="member")
+            if grammar_mode and not is_regular(out) and not (isinstance(out, Seq) and len(out.symbols) == 1):
+                name = b.new_rule("members")
+                b.define(name, [out])
+                out = Seq((name,))
+            memo[key] = out
+            return out
+
+        return rest(0, 0)
+
+    def _extras(self, extra: Piece, c: int, lo: int, hi: int | None, sep: Node, grammar_mode: bool) -> Piece:
+        b = self.builder
+        need = max(0, lo - c)
+        room = None if hi is None else hi - c
+        if room is not None and room < need:
+            return NOTHING
+        if is_nothing(extra):
+            return EMPTY if need == 0 and c > 0 else NOTHING
+        if c > 0:
+            return b.repeat(b.seq(sep, extra), need, room, as_rule=grammar_mode, max_unrolled=self.options.max_unrolled)
+        if room == 0:
+            return NOTHING
+        more = b.repeat(b.seq(sep, extra), max(0, need - 1), None if room is None else room - 1,
+                        as_rule=grammar_mode, max_unrolled=self.options.max_unrolled)
+        return b.seq(extra, more)
+
+
+def _public(schema: dict[str, Any]) -> dict[str, Any]:
+    """An internal merged schema written back as plain JSON Schema (for the validator)."""
+    out: dict[str, Any] = {}
+    all_of: list[Any] = []
+    for k, v in schema.items():
+        if k in ("pattern", "format") and isinstance(v, list):
+            all_of += [{k: x} for x in v]
+        elif k == "x-choices":
+            all_of += [{kind: branches} for kind, branches in v]
+        else:
+            out[k] = v
+    if all_of:
+        out["allOf"] = all_of
+    return out
+
+
+def _json_types(v: Any) -> set[str]:
+    if v is None:
+        return {"null"}
+    if isinstance(v, bool):
+        return {"boolean"}
+    if isinstance(v, int):
+        return {"integer", "number"}
+    if isinstance(v, float):
+        return {"integer", "number"} if v.is_integer() else {"number"}
+    if isinstance(v, str):
+        return {"string"}
+    if isinstance(v, list):
+        return {"array"}
+    return {"object"}
+
+
+def _is_pow2(x: float) -> bool:
+    n = int(x)
+    return n > 0 and n & (n - 1) == 0

@@ -1,0 +1,229 @@
+"""JSON lexical structure as regex ASTs: layout (whitespace), strings, numbers, literals.
+
+Strings are built in two steps: a *decoded* language (the UTF-8 bytes of the string
+value: what ``pattern`` / ``format`` / lengths talk about) is mapped by
+:func:`encode_string_content` to the language of its JSON encodings. The mapping is a
+byte homomorphism (only ASCII bytes change) and uniquely decodable, so it commutes with
+union, concatenation, repetition and intersection; complement is relative to valid UTF-8.
+
+Escapes the policy writes: ``\\"``, ``\\\\``, ``\\/`` for ``/``, the short forms of
+control characters (``\\b \\f \\n \\r \\t``) and ``\\u00XX`` (any hex case) for every
+control character; every other character is written raw (UTF-8).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..automata.ast import (EMPTY, NOTHING, Alt, And, ByteSet, Concat, Node, Not, Repeat, alt, concat,
+                            literal, repeat)
+from ..automata.utf8 import utf8_ranges_node
+from .options import SchemaOptions
+
+QUOTE = ByteSet.of(0x22)
+BACKSLASH = 0x5C
+WS_BYTES = ByteSet.of(0x20, 0x09, 0x0A, 0x0D)
+#: any Unicode scalar value, UTF-8 encoded (decoded-string domain)
+ANY_CHAR: Node = utf8_ranges_node(((0, 0x10FFFF),))
+ANY_STRING_CONTENT: Node = Repeat(ANY_CHAR, 0, None)
+_SHORT = {0x08: "b", 0x0C: "f", 0x0A: "n", 0x0D: "r", 0x09: "t"}
+_HEX = "0123456789abcdef"
+
+
+def _hex_digit(v: int) -> Node:
+    ch = _HEX[v]
+    return ByteSet.of(ord(ch), ord(ch.upper())) if ch.isalpha() else ByteSet.of(ord(ch))
+
+
+def _escapes_of(byte: int) -> list[Node]:
+    """The JSON spellings the policy allows for one special ASCII byte."""
+    out: list[Node] = []
+    if byte == 0x22:
+        out.append(literal(b'\\"'))
+    elif byte == BACKSLASH:
+        out.append(literal(b"\\\\"))
+    elif byte == 0x2F:
+        out += [ByteSet.of(0x2F), literal(b"\\/")]
+    else:  # control character
+        if byte in _SHORT:
+            out.append(literal(b"\\" + _SHORT[byte].encode()))
+        out.append(concat(literal(b"\\u00"), _hex_digit(byte >> 4), _hex_digit(byte & 15)))
+    return out
+
+
+_SPECIAL = (1 << 0x20) - 1 | (1 << 0x22) | (1 << BACKSLASH) | (1 << 0x2F)
+
+
+def encode_string_content(node: Node, memo: dict[int, Node] | None = None) -> Node:
+    """JSON-encoded spellings of the decoded strings in ``node`` (no quotes)."""
+    memo = {} if memo is None else memo
+    key = id(node)
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    out: Node
+    if isinstance(node, ByteSet):
+        plain = node.bits & ~_SPECIAL
+        parts: list[Node] = [ByteSet(plain)] if plain else []
+        special = node.bits & _SPECIAL
+        b = 0
+        while special:
+            if special & 1:
+                parts.extend(_escapes_of(b))
+            special >>= 1
+            b += 1
+        out = alt(*parts) if parts else NOTHING
+    elif isinstance(node, Concat):
+        out = Concat(tuple(encode_string_content(i, memo) for i in node.items))
+    elif isinstance(node, Alt):
+        out = Alt(tuple(encode_string_content(i, memo) for i in node.items))
+    elif isinstance(node, Repeat):
+        out = Repeat(encode_string_content(node.item, memo), node.min, node.max)
+    elif isinstance(node, And):
+        out = And(tuple(encode_string_content(i, memo) for i in node.items))
+    elif isinstance(node, Not):
+        universe = encode_string_content(ANY_STRING_CONTENT, memo)
+        out = And((universe, Not(encode_string_content(node.item, memo))))
+    else:  # pragma: no cover - exhaustive
+        raise TypeError(f"not an AST node: {node!r}")
+    memo[key] = out
+    memo[-key - 1] = node  # keep ``node`` alive so its id is not reused while memoised
+    return out
+
+
+def string_node(decoded: Node, memo: dict[int, Node] | None = None) -> Node:
+    """A JSON string literal whose value is in the decoded language ``decoded``."""
+    return concat(QUOTE, encode_string_content(decoded, memo), QUOTE)
+
+
+def nullable(node: Node) -> bool:
+    """Whether ``node`` matches the empty string."""
+    if isinstance(node, ByteSet):
+        return False
+    if isinstance(node, Concat):
+        return all(nullable(i) for i in node.items)
+    if isinstance(node, Alt):
+        return any(nullable(i) for i in node.items)
+    if isinstance(node, Repeat):
+        return node.min == 0 or nullable(node.item)
+    if isinstance(node, And):
+        return all(nullable(i) for i in node.items)
+    if isinstance(node, Not):
+        return not nullable(node.item)
+    raise TypeError(node)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where whitespace goes (the whitespace policy).
+
+    flexible: up to ``max_whitespace`` whitespace bytes (space, tab, LF, CR) at each place
+    JSON allows whitespace inside the document (none before or after it); compact: none;
+    indent: exactly ``json.dumps(value, indent=N)``.
+    """
+
+    options: SchemaOptions
+
+    @property
+    def indented(self) -> bool:
+        return self.options.indent is not None
+
+    def ws(self) -> Node:
+        if self.options.whitespace == "compact" or self.options.max_whitespace == 0:
+            return EMPTY
+        return Repeat(WS_BYTES, 0, self.options.max_whitespace)
+
+    def _newline(self, depth: int) -> Node:
+        return literal("\n" + " " * (self.options.indent or 0) * depth)
+
+    def open(self, bracket: str, depth: int) -> Node:
+        """Opening bracket of a non-empty container at ``depth`` (its own depth)."""
+        if self.indented:
+            return concat(literal(bracket), self._newline(depth + 1))
+        return concat(literal(bracket), self.ws())
+
+    def close(self, bracket: str, depth: int) -> Node:
+        """Closing bracket of a non-empty container."""
+        if self.indented:
+            return concat(self._newline(depth), literal(bracket))
+        return concat(self.ws(), literal(bracket))
+
+    def empty(self, brackets: str) -> Node:
+        if self.indented:
+            return literal(brackets)
+        return concat(literal(brackets[0]), self.ws(), literal(brackets[1]))
+
+    def sep(self, depth: int) -> Node:
+        """Between members of a container whose own depth is ``depth``."""
+        if self.indented:
+            return concat(literal(","), self._newline(depth + 1))
+        return concat(self.ws(), literal(","), self.ws())
+
+    def colon(self) -> Node:
+        if self.indented:
+            return literal(": ")
+        return concat(self.ws(), literal(":"), self.ws())
+
+
+def number_text(value: int | float) -> list[str]:
+    """Spellings of one number the policy writes (``1.0`` also as ``1``)."""
+    if isinstance(value, int):
+        return [str(value)]
+    if not math.isfinite(value):
+        return []
+    out = [json.dumps(value)]
+    if value.is_integer() and abs(value) < 1e16:
+        out.append(str(int(value)))
+    return out
+
+
+def value_node(value: Any, layout: Layout, depth: int = 0, memo: dict[int, Node] | None = None) -> Node:
+    """The policy's spellings of one JSON value (keys in the given order)."""
+    if value is None:
+        return literal("null")
+    if value is True:
+        return literal("true")
+    if value is False:
+        return literal("false")
+    if isinstance(value, (int, float)):
+        texts = number_text(value)
+        return alt(*(literal(t) for t in texts)) if texts else NOTHING
+    if isinstance(value, str):
+        return string_node(literal(value) if value else EMPTY, memo)
+    if isinstance(value, list):
+        if not value:
+            return layout.empty("[]")
+        items: list[Node] = [layout.open("[", depth)]
+        for i, v in enumerate(value):
+            if i:
+                items.append(layout.sep(depth))
+            items.append(value_node(v, layout, depth + 1, memo))
+        items.append(layout.close("]", depth))
+        return concat(*items)
+    if isinstance(value, dict):
+        if not value:
+            return layout.empty("{}")
+        items = [layout.open("{", depth)]
+        for i, (k, v) in enumerate(value.items()):
+            if i:
+                items.append(layout.sep(depth))
+            items += [string_node(literal(k) if k else EMPTY, memo), layout.colon(),
+                      value_node(v, layout, depth + 1, memo)]
+        items.append(layout.close("}", depth))
+        return concat(*items)
+    raise TypeError(f"not a JSON value: {value!r}")
+
+
+def number_node(options: SchemaOptions) -> Node:
+    """Any JSON number, digits bounded (integer part, fraction, exponent)."""
+    digit = ByteSet.range(0x30, 0x39)
+    integer = alt(literal("0"), concat(ByteSet.range(0x31, 0x39), repeat(digit, 0, options.max_integer_digits - 1)))
+    parts: list[Node] = [repeat(literal("-"), 0, 1), integer]
+    if options.max_fraction_digits:
+        parts.append(repeat(concat(literal("."), repeat(digit, 1, options.max_fraction_digits)), 0, 1))
+    if options.max_exponent_digits:
+        parts.append(repeat(concat(ByteSet.of(0x65, 0x45), repeat(ByteSet.of(0x2B, 0x2D), 0, 1),
+                                   repeat(digit, 1, options.max_exponent_digits)), 0, 1))
+    return concat(*parts)
