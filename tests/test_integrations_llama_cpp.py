@@ -10,6 +10,7 @@ outputs are checked with Python's `re`. When llama_cpp itself is importable, a r
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -17,14 +18,13 @@ import pytest
 import constrained
 from constrained import TokenRejected, Vocabulary
 from constrained.integrations.llama_cpp import LlamaCppLogitsProcessor
-from tests.testdata import vocab_path
 
 EMAIL = r"[a-z]{2,5}@[a-z]{2,4}\.(com|org)"
 
 
 @pytest.fixture(scope="module")
-def gpt2() -> Vocabulary:
-    return Vocabulary.from_gguf(vocab_path("gpt-2"))
+def gpt2(load_vocab: Callable[[str], Vocabulary]) -> Vocabulary:
+    return load_vocab("gpt-2")
 
 
 def _llama_style_loop(proc: LlamaCppLogitsProcessor, prompt: list[int], n_vocab: int,
@@ -99,9 +99,8 @@ def test_processor_errors_and_reset(gpt2: Vocabulary) -> None:
 def test_real_llama_cpp_completion() -> None:
     llama_cpp = pytest.importorskip(
         "llama_cpp", reason="llama-cpp-python not installed (pip install 'constrained[llama-cpp]')")
-    from engine.registry import model_path
-
     from constrained.integrations.llama_cpp import vocabulary_from_llama
+    from engine.registry import model_path
 
     llm = llama_cpp.Llama(model_path=str(model_path()), n_ctx=256, verbose=False, seed=0)
     vocab = vocabulary_from_llama(llm)

@@ -8,7 +8,6 @@ from ..errors import BackendUnavailable
 from .base import Backend
 from .numpy_backend import NumpyBackend
 
-
 BACKENDS = ("numpy", "torch", "cupy")
 
 

@@ -12,9 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install 'constrained[torch]')")
 
-from engine.backends.numpy_backend import NumpyBackend  # noqa: E402
-from engine.backends.torch_backend import TorchBackend  # noqa: E402
-from engine.errors import BackendUnavailable  # noqa: E402
+from engine.backends.numpy_backend import NumpyBackend
+from engine.backends.torch_backend import TorchBackend
+from engine.errors import BackendUnavailable
 
 DEVICE = "cpu"
 
@@ -134,10 +134,10 @@ ATOL, RTOL = 1e-4, 1e-5
 
 
 @pytest.fixture(scope="module")
-def models() -> tuple[object, object]:
+def models(smollm: object) -> tuple[object, object]:
     from engine import load_model
 
-    return load_model(), load_model(backend="torch", device=DEVICE)
+    return smollm, load_model(backend="torch", device=DEVICE)
 
 
 @pytest.mark.model
