@@ -48,6 +48,7 @@ class LazyDFA:
         self._acc_lex: list[tuple[int, ...]] = [()]
         self._live_lex: list[tuple[int, ...]] = [()]
         self._succ_closure: dict[int, frozenset[int]] = {}
+        self._set_total = 0
         with self._lock:
             start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts))
             self.start: int = self._intern(start_set)
@@ -62,6 +63,11 @@ class LazyDFA:
         if sid >= self.limits.max_states:
             raise ConstraintTooComplex(
                 f"DFA exceeds {self.limits.max_states} states (Limits.max_states)")
+        self._set_total += len(states)
+        if self._set_total > self.limits.max_state_set_total:
+            raise ConstraintTooComplex(
+                f"DFA state sets exceed {self.limits.max_state_set_total} NFA states in total "
+                "(Limits.max_state_set_total)")
         if sid >= len(self._accepting):
             self._grow(2 * len(self._accepting))
         nfa = self.nfa
@@ -112,11 +118,11 @@ class LazyDFA:
                     picked = np.unpackbits(groups[g], count=k).astype(bool)
                     if not picked.any():
                         continue
-                    members = byte_states[picked].tolist()
+                    members = byte_states[picked]
                     if len(members) == 1:
                         target_set = self._succ(members[0])
                     else:
-                        target_set = frozenset().union(*(self._succ(s) for s in members))
+                        target_set = nfa.closure_many(nfa.succ[members].tolist())
                     row[inverse == g] = self._intern(target_set)
             self._table[state] = row
 

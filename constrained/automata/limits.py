@@ -17,13 +17,16 @@ class Limits:
 
     ``max_states``: DFA states a :class:`LazyDFA` may create over its lifetime.
     ``max_nfa_states``: NFA states (byte + epsilon) one compilation may build.
-    ``max_seconds``: wall time of one construction call (NFA build, one DFA expansion
-    batch, or a full exploration for intersection/complement).
+    ``max_seconds``: wall time of one construction call (NFA build, or a full
+    exploration for intersection/complement / prefix checks).
+    ``max_state_set_total``: NFA states summed over all DFA states' sets (bounds the
+    memory of determinising patterns like ``(a?){5000}``).
     """
 
     max_states: int = 50_000
     max_nfa_states: int = 200_000
     max_seconds: float = 10.0
+    max_state_set_total: int = 2_000_000
 
 
 DEFAULT_LIMITS = Limits()

@@ -49,7 +49,9 @@ class NFA:
     class_of: np.ndarray
     class_bytes: list[np.ndarray]
     label_classes: np.ndarray
+    max_closure_total: int = 4_000_000
     _closures: dict[int, frozenset[int]] = field(default_factory=dict, repr=False)
+    _closure_total: list[int] = field(default_factory=lambda: [0], repr=False)
 
     @property
     def n_states(self) -> int:
@@ -67,25 +69,47 @@ class NFA:
         hit = self._closures.get(state)
         if hit is not None:
             return hit
-        kind, live, ptr, dst = self.kind, self.live, self.eps_ptr, self.eps_dst
+        res = self._dfs([state])
+        self._closure_total[0] += len(res)
+        if self._closure_total[0] > self.max_closure_total:
+            raise ConstraintTooComplex(
+                f"epsilon closures exceed {self.max_closure_total} states in total "
+                "(Limits.max_state_set_total); nested optional repeats multiply")
+        self._closures[state] = res
+        return res
+
+    def closure_many(self, states: list[int]) -> frozenset[int]:
+        """Union of the closures of ``states``: one shared DFS (overlapping closures, as
+        in ``(a?){n}``, cost their union, not the sum)."""
+        uniq = list(dict.fromkeys(states))
+        if len(uniq) == 1:
+            return self.closure(uniq[0])
+        return self._dfs(uniq)
+
+    def _dfs(self, starts: list[int]) -> frozenset[int]:
+        kind, live, ptr, dst, memo = self.kind, self.live, self.eps_ptr, self.eps_dst, self._closures
         out: list[int] = []
-        seen = {state}
-        stack = [state]
+        parts: list[frozenset[int]] = []
+        seen = set(starts)
+        stack = list(starts)
         while stack:
             s = stack.pop()
             if not live[s]:
                 continue
-            k = kind[s]
-            if k == KIND_EPS:
-                for t in dst[ptr[s] : ptr[s + 1]].tolist():
-                    if t not in seen:
-                        seen.add(t)
-                        stack.append(t)
-            else:
+            if kind[s] != KIND_EPS:
                 out.append(s)
-        res = frozenset(out)
-        self._closures[state] = res
-        return res
+                continue
+            hit = memo.get(s)
+            if hit is not None:
+                parts.append(hit)
+                continue
+            for t in dst[ptr[s] : ptr[s + 1]].tolist():
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        if parts:
+            return frozenset(out).union(*parts)
+        return frozenset(out)
 
 
 class _Builder:
@@ -103,6 +127,8 @@ class _Builder:
         self.label_index: dict[int, int] = {}
         self.memo: dict[tuple[int, int], int] = {}
         self.keep: list[Node] = []  # keeps memo ids valid
+        # id(item) -> (placeholder, first state, end state, entry) of a built template
+        self.templates: dict[int, tuple[int, int, int, int]] = {}
         self.current_lexeme = 0
 
     def new(self, kind: int, label: int = -1, succ: int = -1, eps: list[int] | None = None) -> int:
@@ -156,19 +182,54 @@ class _Builder:
         lo, hi, item = node.min, node.max, node.item
         if hi is not None and hi < lo:
             raise RegexUnsupported(f"repeat bounds {{{lo},{hi}}} are reversed")
+        n_copies = lo + (1 if hi is None else hi - lo)
+        # few copies: plain builds (no template overhead); many: clone a template
+        copy = self.build if n_copies <= 2 else self.copy
         if hi is None:
             loop = self.new(KIND_EPS)
-            self.eps[loop] = [self.build(item, loop), nxt]
+            self.eps[loop] = [copy(item, loop), nxt]
             cur = loop
         else:
             cur = nxt
             for _ in range(hi - lo):
                 opt = self.new(KIND_EPS)
-                self.eps[opt] = [self.build(item, cur), nxt]
+                self.eps[opt] = [copy(item, cur), nxt]
                 cur = opt
         for _ in range(lo):
-            cur = self.build(item, cur)
+            cur = copy(item, cur)
         return cur
+
+    def copy(self, item: Node, nxt: int) -> int:
+        """``build(item, nxt)`` for a repeated item: the item is built once as a template
+        (wired to a placeholder) and each copy clones its state range with list ops."""
+        tpl = self.templates.get(id(item))
+        if tpl is None:
+            if isinstance(item, ByteSet):
+                return self.build(item, nxt)
+            ph = self.new(KIND_EPS)
+            first = len(self.kind)
+            entry = self.build(item, ph)
+            tpl = (ph, first, len(self.kind), entry)
+            self.templates[id(item)] = tpl
+            self.keep.append(item)
+        ph, a, b, entry = tpl
+        if b - a == 0:
+            return nxt if entry == ph else entry
+        off = len(self.kind) - a
+        if len(self.kind) + (b - a) > self.limits.max_nfa_states:
+            raise ConstraintTooComplex(
+                f"regex NFA exceeds {self.limits.max_nfa_states} states (Limits.max_nfa_states)")
+        self.deadline.check()
+
+        def m(t: int) -> int:
+            return t + off if a <= t < b else (nxt if t == ph else t)
+
+        self.kind.extend(self.kind[a:b])
+        self.label.extend(self.label[a:b])
+        self.succ.extend([m(t) if t >= 0 else t for t in self.succ[a:b]])
+        self.eps.extend([[m(t) for t in e] for e in self.eps[a:b]])
+        self.lexeme.extend([self.current_lexeme] * (b - a))
+        return m(entry)
 
     def boolean(self, node: And | Not, nxt: int) -> int:
         """Intersection / complement: explore a product DFA, embed it as a fragment."""
@@ -197,24 +258,50 @@ class _Builder:
 
 
 def _estimate(node: Node, memo: dict[int, int]) -> int:
-    """Upper-bound-ish state count (shared sub-trees counted per use)."""
+    """State count estimate: repeats multiply; a repeat-free sub-DAG (a character class
+    from ``utf8.py``) counts its distinct nodes, as the builder shares them."""
     key = id(node)
     hit = memo.get(key)
     if hit is not None:
         return hit
     if isinstance(node, ByteSet):
         res = 1
-    elif isinstance(node, (Concat, Alt, And)):
-        res = 1 + sum(_estimate(it, memo) for it in node.items)
-    elif isinstance(node, Not):
-        res = 1 + _estimate(node.item, memo)
     elif isinstance(node, Repeat):
         copies = node.min + (1 if node.max is None else max(node.max - node.min, 0))
         res = 1 + max(copies, 1) * (_estimate(node.item, memo) + 1)
+    elif isinstance(node, Not):
+        res = 1 + _estimate(node.item, memo)
+    elif isinstance(node, (Concat, Alt, And)):
+        parts = [_estimate(it, memo) for it in node.items]
+        res = 1 + sum(parts)
+        if not isinstance(node, And) and res > 64 and _flat(node):
+            res = _distinct(node)
     else:
         res = 1
     memo[key] = res
     return res
+
+
+def _flat(node: Node) -> bool:
+    """No Repeat/And/Not below ``node``."""
+    if isinstance(node, ByteSet):
+        return True
+    if isinstance(node, (Concat, Alt)):
+        return all(_flat(it) for it in node.items)
+    return False
+
+
+def _distinct(node: Node) -> int:
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, (Concat, Alt)):
+            stack.extend(n.items)
+    return len(seen)
 
 
 def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
@@ -241,7 +328,9 @@ def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
         raise ConstraintTooComplex("regex is nested too deeply") from None
     finally:
         sys.setrecursionlimit(old_limit)
-    return _finish(b, starts, deadline)
+    nfa = _finish(b, starts, deadline)
+    nfa.max_closure_total = limits.max_state_set_total
+    return nfa
 
 
 def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
@@ -276,15 +365,19 @@ def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
     order = np.argsort(dst, kind="stable")
     rsrc = src[order]
     rptr = np.searchsorted(dst[order], np.arange(n + 1))
-    live = np.zeros(n, dtype=bool)
+    live_list = [False] * n
     stack = np.flatnonzero(kind == KIND_ACCEPT).tolist()
-    live[stack] = True
+    for t in stack:
+        live_list[t] = True
+    rsrc_l = rsrc.tolist()
+    rptr_l = rptr.tolist()
     while stack:
         t = stack.pop()
-        for s in rsrc[rptr[t] : rptr[t + 1]].tolist():
-            if not live[s]:
-                live[s] = True
+        for s in rsrc_l[rptr_l[t] : rptr_l[t + 1]]:
+            if not live_list[s]:
+                live_list[s] = True
                 stack.append(s)
+    live = np.array(live_list, dtype=bool)
     deadline.check()
     return NFA(kind=kind, label=label, succ=succ, eps_ptr=eps_ptr, eps_dst=eps_dst,
                lexeme=lexeme, starts=starts, labels=b.labels, live=live, class_of=class_of,

@@ -16,7 +16,7 @@ from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
 
-from ..errors import RegexSyntaxError, RegexUnsupported
+from ..errors import ConstraintTooComplex, RegexSyntaxError, RegexUnsupported
 from .ast import EMPTY, Alt, ByteSet, Concat, Node, Repeat
 from .charsets import any_ranges, in_ranges, literal_ranges
 from .utf8 import utf8_ranges_node
@@ -55,13 +55,18 @@ def _parse_cached(pattern: str, flags: int) -> Node:
         parsed = P.parse(pattern, flags)
     except re.error as exc:
         raise _syntax_error(pattern, exc) from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except RecursionError:
+        raise ConstraintTooComplex(f"regex {pattern[:80]!r}... is nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:
         raise RegexSyntaxError(f"invalid regex {pattern!r}: {exc}") from None
     global_flags = int(parsed.state.flags)
     lowering = _Lowering(pattern, global_flags)
     items = list(parsed)
-    lowering.check(items, global_flags, at_start=True, at_end=True)
-    return lowering.seq(items, _effective(global_flags), follow=0)
+    try:
+        lowering.check(items, global_flags, at_start=True, at_end=True)
+        return lowering.seq(items, _effective(global_flags), follow=0)
+    except RecursionError:
+        raise ConstraintTooComplex(f"regex {pattern[:80]!r}... is nested too deeply") from None
 
 
 def _syntax_error(pattern: str, exc: re.error) -> RegexSyntaxError:
