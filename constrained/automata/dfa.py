@@ -11,6 +11,7 @@ serialised by a lock; the language never changes, so the object is logically imm
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,6 +50,7 @@ class LazyDFA:
         self._live_lex: list[tuple[int, ...]] = [()]
         self._succ_closure: dict[int, frozenset[int]] = {}
         self._set_total = 0
+        self._expand_seconds = 0.0
         with self._lock:
             start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts))
             self.start: int = self._intern(start_set)
@@ -105,6 +107,7 @@ class LazyDFA:
         with self._lock:
             if self._table[state, 0] >= 0:
                 return
+            t0 = time.monotonic()
             nfa = self.nfa
             byte_states = self._byte_states[state]
             row = np.zeros(self.n_classes, dtype=np.int32)
@@ -125,6 +128,11 @@ class LazyDFA:
                         target_set = nfa.closure_many(nfa.succ[members].tolist())
                     row[inverse == g] = self._intern(target_set)
             self._table[state] = row
+            self._expand_seconds += time.monotonic() - t0
+            if self._expand_seconds > self.limits.max_seconds:
+                raise ConstraintTooComplex(
+                    f"determinisation has taken over {self.limits.max_seconds:g} s in total "
+                    "(Limits.max_seconds)")
 
     def explore(self, max_seconds: float | None = None) -> int:
         """Build every reachable state (for small automata); returns ``n_states``."""

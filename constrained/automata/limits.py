@@ -18,7 +18,8 @@ class Limits:
     ``max_states``: DFA states a :class:`LazyDFA` may create over its lifetime.
     ``max_nfa_states``: NFA states (byte + epsilon) one compilation may build.
     ``max_seconds``: wall time of one construction call (NFA build, or a full
-    exploration for intersection/complement / prefix checks).
+    exploration for intersection/complement / prefix checks), and the total time a
+    LazyDFA may spend determinising over its lifetime.
     ``max_state_set_total``: NFA states summed over all DFA states' sets (bounds the
     memory of determinising patterns like ``(a?){5000}``).
     """
