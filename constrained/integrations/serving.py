@@ -15,7 +15,8 @@ import enum
 import json
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,14 +44,14 @@ class ServingGrammar:
     tokens so that speculative decoding can roll back exactly what it accepted.
     """
 
-    def __init__(self, constraint: "Constraint", vocab: "Vocabulary") -> None:
+    def __init__(self, constraint: Constraint, vocab: Vocabulary) -> None:
         self._constraint = constraint
         self._vocab = vocab
-        self._matcher: "Matcher" = constraint.matcher()
+        self._matcher: Matcher = constraint.matcher()
         self.num_processed_tokens = 0
 
     @property
-    def matcher(self) -> "Matcher":
+    def matcher(self) -> Matcher:
         """The underlying matcher (for engines that want the raw API)."""
         return self._matcher
 
@@ -139,11 +140,11 @@ class ServingBackend:
     ``cache_size`` entries), so concurrent requests with one schema share the work.
     """
 
-    def __init__(self, vocab: "Vocabulary", *, cache_size: int = 256) -> None:
+    def __init__(self, vocab: Vocabulary, *, cache_size: int = 256) -> None:
         if cache_size < 1:
             raise ValueError("cache_size must be >= 1")
         self.vocab = vocab
-        self._cache: OrderedDict[tuple[RequestType, str], "Constraint"] = OrderedDict()
+        self._cache: OrderedDict[tuple[RequestType, str], Constraint] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -168,7 +169,7 @@ class ServingBackend:
                     self._cache.popitem(last=False)
         return ServingGrammar(constraint, self.vocab)
 
-    def _compile(self, kind: RequestType, spec: Any) -> "Constraint":
+    def _compile(self, kind: RequestType, spec: Any) -> Constraint:
         """Dispatch to the compiler for one request type."""
         import constrained
 
