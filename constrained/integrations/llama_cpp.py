@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..vocab import Vocabulary
 
 
-def vocabulary_from_llama(llm: Any) -> "Vocabulary":
+def vocabulary_from_llama(llm: Any) -> Vocabulary:
     """The :class:`~constrained.Vocabulary` of a ``llama_cpp.Llama`` (read from its GGUF).
 
     The logit width is ``llm.n_vocab()``, the length of the scores the processor gets.
@@ -51,9 +51,9 @@ class LlamaCppLogitsProcessor:
     modified in place and returned, as llama-cpp-python expects.
     """
 
-    def __init__(self, constraint: "Constraint", vocab: "Vocabulary | None" = None) -> None:
+    def __init__(self, constraint: Constraint, vocab: Vocabulary | None = None) -> None:
         self.constraint = constraint
-        self.vocab: "Vocabulary" = vocab if vocab is not None else constraint.vocab
+        self.vocab: Vocabulary = vocab if vocab is not None else constraint.vocab
         self._tracker = HistoryTracker(constraint, self.vocab.eos_token_ids)
         self._prompt_len: int | None = None
         self._bits = np.zeros((1, bitmask_words(self.vocab.logit_width)), dtype=np.int32)

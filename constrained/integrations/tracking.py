@@ -9,8 +9,9 @@ the longest prefix with the new history (``copy`` + ``rollback`` + replay).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class _RowState:
     """A matcher together with the generated ids it has consumed."""
 
     tokens: tuple[int, ...]
-    matcher: "Matcher"
+    matcher: Matcher
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
@@ -44,13 +45,13 @@ class HistoryTracker:
     that frameworks append to finished rows) are ignored.
     """
 
-    def __init__(self, constraint: "Constraint", eos_token_ids: Sequence[int]) -> None:
+    def __init__(self, constraint: Constraint, eos_token_ids: Sequence[int]) -> None:
         self._constraint = constraint
         self._eos = frozenset(int(t) for t in eos_token_ids)
         self._rows: list[_RowState] = []
 
     @property
-    def rows(self) -> list["Matcher"]:
+    def rows(self) -> list[Matcher]:
         """Current matcher per row (after the last :meth:`sync`)."""
         return [row.matcher for row in self._rows]
 
@@ -67,7 +68,7 @@ class HistoryTracker:
                 break
         return tuple(out)
 
-    def sync(self, histories: Sequence[Sequence[int]]) -> list["Matcher"]:
+    def sync(self, histories: Sequence[Sequence[int]]) -> list[Matcher]:
         """Bring one matcher per history up to date and return them, row order kept.
 
         Raises :class:`TokenRejected` when a history contains a token the constraint

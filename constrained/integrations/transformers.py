@@ -14,12 +14,18 @@ transformers and torch are imported lazily; nothing here needs them at import ti
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import BitmaskShapeError, VocabularyError
-from ..masks.bitmask import allocate_token_bitmask, apply_token_bitmask, bitmask_words, bool_to_bitmask
+from ..masks.bitmask import (
+    allocate_token_bitmask,
+    apply_token_bitmask,
+    bitmask_words,
+    bool_to_bitmask,
+)
 from .tracking import HistoryTracker
 
 if TYPE_CHECKING:
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
     from ..vocab import Vocabulary
 
 
-def vocabulary_from_transformers(tokenizer: Any, model: Any | None = None) -> "Vocabulary":
+def vocabulary_from_transformers(tokenizer: Any, model: Any | None = None) -> Vocabulary:
     """A :class:`~constrained.Vocabulary` for a transformers (fast) tokenizer.
 
     The logit width is taken from ``model`` (its output embedding rows, else
@@ -74,9 +80,9 @@ class ConstrainedLogitsProcessor:
     stays well defined while the framework pads them.
     """
 
-    def __init__(self, constraint: "Constraint", vocab: "Vocabulary | None" = None) -> None:
+    def __init__(self, constraint: Constraint, vocab: Vocabulary | None = None) -> None:
         self.constraint = constraint
-        self.vocab: "Vocabulary" = vocab if vocab is not None else constraint.vocab
+        self.vocab: Vocabulary = vocab if vocab is not None else constraint.vocab
         self._tracker = HistoryTracker(constraint, self.vocab.eos_token_ids)
         self._prompt_len: int | None = None
         eos_only = np.zeros(self.vocab.logit_width, dtype=bool)
