@@ -8,7 +8,7 @@ a fixed one must be removed). The shipped llama.cpp grammars in ``gbnf/`` must c
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ def load_rows() -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(text: str) -> CompiledGrammar | CompileError:
     try:
         return CompiledGrammar(gbnf_to_grammar(text))

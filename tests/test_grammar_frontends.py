@@ -11,11 +11,23 @@ import pytest
 
 import grammars
 from constrained.automata import parse_regex
-from constrained.errors import (ConstraintTooComplex, GrammarSyntaxError, GrammarUnsupported,
-                                TokenRejected)
-from constrained.grammar import (Grammar, Lexeme, ParserLimits, Rule, compile_gbnf,
-                                 compile_grammar, compile_lark, gbnf_to_grammar,
-                                 lark_to_grammar)
+from constrained.errors import (
+    ConstraintTooComplex,
+    GrammarSyntaxError,
+    GrammarUnsupported,
+    TokenRejected,
+)
+from constrained.grammar import (
+    Grammar,
+    Lexeme,
+    ParserLimits,
+    Rule,
+    compile_gbnf,
+    compile_grammar,
+    compile_lark,
+    gbnf_to_grammar,
+    lark_to_grammar,
+)
 from constrained.grammar.compiled import CompiledGrammar
 from constrained.grammar.lark_frontend import _KNOWN_REWRITES
 from constrained.vocab import Vocabulary

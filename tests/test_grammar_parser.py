@@ -74,7 +74,7 @@ def test_agrees_with_lark_on_all_short_strings(rules: dict[str, list[list[str]]]
     text = _lark_text(rules)
     ref = lark.Lark(text, parser="earley", lexer="dynamic")
     ours = _ours(rules)
-    for n in range(0, 6):
+    for n in range(6):
         for chars in itertools.product(TERMS, repeat=n):
             s = "".join(chars)
             try:

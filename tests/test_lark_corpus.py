@@ -10,12 +10,9 @@ accepted inputs through random tokenizations never meets a masked token.
 from __future__ import annotations
 
 import json
-import random
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from constrained.errors import CompileError
 from constrained.grammar import lark_to_grammar
@@ -49,7 +46,7 @@ def load_rows() -> list[dict[str, Any]]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(text: str, source: str | None, opts_json: str) -> CompiledGrammar | CompileError:
     """Compile a corpus grammar (unbounded %ignore: the corpus tests grammar semantics)."""
     opts = json.loads(opts_json)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ def llama3() -> tuple[Vocabulary, Any]:
     return Vocabulary.from_gguf(path), Tokenizer.from_gguf(path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _constraint(cg: CompiledGrammar, vocab: Vocabulary) -> GrammarConstraint:
     """The corpus test's compiled grammar (same semantics) bound to ``vocab``."""
     return GrammarConstraint.from_compiled(cg, vocab)

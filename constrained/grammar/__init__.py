@@ -6,8 +6,10 @@ lexing semantics and policies (greedy contextual lexing, bounded ``%ignore``).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from ..automata import Limits
 from ..parser.earley import ParserLimits
 from ..vocab import Vocabulary
 from .constraint import GrammarConstraint, GrammarMatcher, compile_grammar
@@ -15,15 +17,25 @@ from .gbnf_frontend import gbnf_to_grammar
 from .ir import Grammar, Lexeme, Rule
 from .lark_frontend import DEFAULT_IGNORE_MAX_BYTES, DEFAULT_MAX_IGNORE, lark_to_grammar
 
-__all__ = ["Grammar", "Lexeme", "Rule", "GrammarConstraint", "GrammarMatcher", "ParserLimits",
-           "compile_grammar", "compile_lark", "compile_gbnf", "lark_to_grammar",
-           "gbnf_to_grammar"]
+__all__ = [
+    "Grammar",
+    "GrammarConstraint",
+    "GrammarMatcher",
+    "Lexeme",
+    "ParserLimits",
+    "Rule",
+    "compile_gbnf",
+    "compile_grammar",
+    "compile_lark",
+    "gbnf_to_grammar",
+    "lark_to_grammar",
+]
 
 
 def compile_lark(text: str, vocab: Vocabulary, start: str = "start", *,
                  ignore_max_bytes: int | None = DEFAULT_IGNORE_MAX_BYTES,
                  max_ignore: int | None = DEFAULT_MAX_IGNORE,
-                 import_paths: Sequence[Any] = (), dfa_limits: object | None = None,
+                 import_paths: Sequence[Any] = (), dfa_limits: Limits | None = None,
                  parser_limits: ParserLimits | None = None, **options: Any) -> GrammarConstraint:
     """Compile a Lark grammar. ``options`` are Lark options (tree-shaping ones are ignored);
     ``ignore_max_bytes`` / ``max_ignore`` bound ``%ignore`` content (None = unbounded)."""
@@ -33,7 +45,7 @@ def compile_lark(text: str, vocab: Vocabulary, start: str = "start", *,
 
 
 def compile_gbnf(text: str, vocab: Vocabulary, start: str = "root", *,
-                 dfa_limits: object | None = None,
+                 dfa_limits: Limits | None = None,
                  parser_limits: ParserLimits | None = None) -> GrammarConstraint:
     """Compile a llama.cpp GBNF grammar (root rule ``start``)."""
     return GrammarConstraint(gbnf_to_grammar(text, start), vocab, dfa_limits=dfa_limits,

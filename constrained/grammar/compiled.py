@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Optional
 
+from ..automata import LazyDFA, Limits
 from ..automata.ast import Node
 from ..errors import GrammarSyntaxError
 from ..parser.earley import EarleyParser, EarleySet, ParserLimits
@@ -25,19 +25,18 @@ class LexerMode:
     DFA lexeme indices map to grammar lexeme ids through ``ids``.
     """
 
-    __slots__ = ("ids", "dfa", "start", "_accepting", "_lock", "walks")
+    __slots__ = ("_accepting", "_lock", "dfa", "ids", "start", "walks")
 
-    def __init__(self, ids: tuple[int, ...], nodes: list[Node], limits: object | None) -> None:
+    def __init__(self, ids: tuple[int, ...], nodes: list[Node], limits: Limits | None) -> None:
         self.ids = ids
         self._accepting: dict[int, frozenset[int]] = {}
         self._lock = threading.Lock()
         # parser-independent trie walks from a DFA state, keyed (trie fingerprint, state);
         # filled by grammar/token_masks.py
         self.walks: dict[tuple[str, int], object] = {}
+        self.dfa: LazyDFA | None
         if ids:
-            from ..automata import LazyDFA
-
-            self.dfa = LazyDFA(nodes, limits) if limits is not None else LazyDFA(nodes)
+            self.dfa = LazyDFA(nodes, limits)
             self.start = int(self.dfa.start)
         else:
             self.dfa = None
@@ -78,7 +77,7 @@ class CompiledGrammar:
     under locks, so one instance serves many threads and sequences.
     """
 
-    def __init__(self, grammar: Grammar, dfa_limits: object | None = None,
+    def __init__(self, grammar: Grammar, dfa_limits: Limits | None = None,
                  parser_limits: ParserLimits | None = None) -> None:
         self.grammar = grammar
         rules = _productive_rules(grammar)
@@ -98,7 +97,7 @@ class CompiledGrammar:
         self._dfa_limits = dfa_limits
         self._modes: dict[frozenset[int], LexerMode] = {}
         self._lock = threading.Lock()
-        self.initial = self.fresh(self.parser.initial, 0)
+        self.initial = self.fresh(self.parser.initial, 0)  # type: ignore[arg-type]
 
     # -- lexer modes ------------------------------------------------------------------------
     def mode(self, allowed: frozenset[int]) -> LexerMode:
@@ -120,7 +119,7 @@ class CompiledGrammar:
         return LexState(parser, mode, mode.start, False, n_ignored)
 
     # -- stepping ------------------------------------------------------------------------
-    def finish(self, state: LexState, q: int) -> Optional[LexState]:
+    def finish(self, state: LexState, q: int) -> LexState | None:
         """End the current lexeme in DFA state ``q``: feed it to the parser (or skip it as
         ignored) and return the fresh state after it; None if it cannot end here."""
         acc = state.mode.accepting(q)
@@ -135,7 +134,7 @@ class CompiledGrammar:
             return self.fresh(state.parser, state.n_ignored + 1)
         return None
 
-    def step(self, state: LexState, byte: int) -> Optional[LexState]:
+    def step(self, state: LexState, byte: int) -> LexState | None:
         """The state after one byte (greedy: extend the lexeme whenever possible)."""
         mode = state.mode
         if mode.dfa is not None:
@@ -152,9 +151,9 @@ class CompiledGrammar:
             return None
         return LexState(nxt.parser, nxt.mode, q3, True, nxt.n_ignored)
 
-    def advance(self, state: LexState, data: bytes) -> Optional[LexState]:
+    def advance(self, state: LexState, data: bytes) -> LexState | None:
         """The state after ``data``; None when no accepted output continues this way."""
-        cur: Optional[LexState] = state
+        cur: LexState | None = state
         for b in data:
             cur = self.step(cur, b)  # type: ignore[arg-type]
             if cur is None:

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from ..automata import Limits
 from ..masks.bitmask import bitmask_words
 from ..masks.trie import TokenTrie
 from ..matcher import Constraint, Matcher
@@ -18,7 +19,7 @@ from .token_masks import allowed_token_words
 class GrammarConstraint(Constraint):
     """A context-free grammar over lexemes compiled against one vocabulary (immutable)."""
 
-    def __init__(self, grammar: Grammar, vocab: Vocabulary, *, dfa_limits: object | None = None,
+    def __init__(self, grammar: Grammar, vocab: Vocabulary, *, dfa_limits: Limits | None = None,
                  parser_limits: ParserLimits | None = None,
                  compiled: CompiledGrammar | None = None) -> None:
         self.vocab = vocab
@@ -29,11 +30,11 @@ class GrammarConstraint(Constraint):
         self.n_words = bitmask_words(vocab.logit_width)
 
     @classmethod
-    def from_compiled(cls, compiled: CompiledGrammar, vocab: Vocabulary) -> "GrammarConstraint":
+    def from_compiled(cls, compiled: CompiledGrammar, vocab: Vocabulary) -> GrammarConstraint:
         """Bind an already compiled grammar to ``vocab`` (masks are cached per vocabulary)."""
         return cls(compiled.grammar, vocab, compiled=compiled)
 
-    def matcher(self, max_rollback: int | None = None) -> "GrammarMatcher":
+    def matcher(self, max_rollback: int | None = None) -> GrammarMatcher:
         return GrammarMatcher(self, self.compiled.initial, max_rollback)
 
     def allowed_words(self, state: LexState) -> np.ndarray:

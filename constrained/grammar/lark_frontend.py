@@ -8,11 +8,26 @@ Lark uses), so a construct no automaton can honour (lookaround, backrefs) fails 
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from ..automata.ast import ANY_BYTE, Alt, And, ByteSet, Concat, Node, Not, Repeat, literal
-from ..errors import (GrammarSyntaxError, GrammarUnsupported, RegexSyntaxError,
-                      RegexUnsupported)
+from ..automata.ast import (
+    ANY_BYTE,
+    Alt,
+    And,
+    ByteSet,
+    Concat,
+    Node,
+    Not,
+    Repeat,
+    literal,
+)
+from ..errors import (
+    GrammarSyntaxError,
+    GrammarUnsupported,
+    RegexSyntaxError,
+    RegexUnsupported,
+)
 from .ir import Grammar, Lexeme, Rule
 
 # Lark's pattern flags -> Python re flags (Lark stores them as letters)
@@ -92,7 +107,7 @@ def _width(node: Node) -> tuple[int, int | None]:
     if isinstance(node, ByteSet):
         return (1, 1)
     if isinstance(node, Concat):
-        lo, hi = 0, 0
+        lo, hi = 0, 0  # type: int, int | None
         for it in node.items:
             a, b = _width(it)
             lo += a
@@ -113,11 +128,11 @@ def _width(node: Node) -> tuple[int, int | None]:
 def _cap(node: Node, budget: int) -> Node | None:
     """A sub-language of ``node`` with strings of at most ``budget`` bytes, built by capping
     unbounded repetitions (cheap for the lazy DFA); None if the shape is not handled."""
-    lo, hi = _width(node)
+    _, hi = _width(node)
     if hi is not None:
         return node if hi <= budget else None
     if isinstance(node, Repeat) and node.max is None:
-        a, b = _width(node.item)
+        _, b = _width(node.item)
         if b is None or b == 0:
             return None
         count = budget // b
@@ -158,6 +173,35 @@ def _non_empty(node: Node) -> Node:
     return And((node, Concat((ANY_BYTE, Repeat(ANY_BYTE, 0, None)))))
 
 
+def _load(text: str, start: str, import_paths: list[Any], source_path: str | None
+          ) -> tuple[list[Any], list[Any], list[str]]:
+    """Lark's grammar loading without building a Lark parser: (terminals, rules, ignore).
+
+    ``lark.load_grammar`` is what ``lark.Lark`` itself runs first; skipping the Earley
+    table construction saves most of the load time. Falls back to ``lark.Lark`` if the
+    internal entry point ever changes shape.
+    """
+    import lark
+
+    try:
+        from lark.load_grammar import load_grammar
+    except ImportError:  # pragma: no cover - depends on the installed lark
+        load_grammar = None  # type: ignore[assignment]
+    if load_grammar is not None:
+        try:
+            g, _ = load_grammar(text, source_path or "<string>", import_paths, False)
+            compiled = g.compile([start], set())
+        except TypeError:  # pragma: no cover - a different lark internals signature
+            compiled = None
+        if compiled is not None:
+            terms, rules, ignore = compiled
+            return list(terms), list(rules), list(ignore)
+    loaded = lark.Lark(text, start=start, parser="earley", lexer="dynamic",
+                       import_paths=import_paths,
+                       **({"source_path": source_path} if source_path else {}))
+    return list(loaded.terminals), list(loaded.rules), list(loaded.ignore_tokens)
+
+
 def lark_to_grammar(text: str, start: str = "start", *,
                     ignore_max_bytes: int | None = DEFAULT_IGNORE_MAX_BYTES,
                     max_ignore: int | None = DEFAULT_MAX_IGNORE,
@@ -169,8 +213,12 @@ def lark_to_grammar(text: str, start: str = "start", *,
     ``options`` are Lark options; those that only shape trees are ignored, a post-lexer
     or a custom lexer raises :class:`GrammarUnsupported`.
     """
-    import lark
-    from lark.exceptions import ConfigurationError, GrammarError, LarkError, UnexpectedInput
+    from lark.exceptions import (
+        ConfigurationError,
+        GrammarError,
+        LarkError,
+        UnexpectedInput,
+    )
 
     if not isinstance(text, str):
         raise GrammarSyntaxError(f"a Lark grammar must be text, not {type(text).__name__}")
@@ -187,10 +235,9 @@ def lark_to_grammar(text: str, start: str = "start", *,
     unknown = set(options) - _TREE_OPTIONS - {"postlex", "start"}
     if unknown:
         raise GrammarUnsupported(f"unsupported Lark option(s): {sorted(unknown)}")
-    kept = {k: v for k, v in options.items() if k in ("source_path",)}
     try:
-        loaded = lark.Lark(text, start=start, parser="earley", lexer="dynamic",
-                           import_paths=list(import_paths), **kept)
+        term_defs, lark_rules, ignore_names = _load(text, start, list(import_paths),
+                                                    options.get("source_path"))
     except UnexpectedInput as e:
         raise GrammarSyntaxError(f"grammar syntax error at line {e.line}, column {e.column}: "
                                  f"{e}") from e
@@ -201,12 +248,12 @@ def lark_to_grammar(text: str, start: str = "start", *,
     except (FileNotFoundError, OSError) as e:
         raise GrammarSyntaxError(f"Lark grammar import failed: {e}") from e
 
-    terminals = {t.name: t for t in loaded.terminals}
+    terminals = {t.name: t for t in term_defs}
     rules: dict[str, list[tuple[str, ...]]] = {}
     used: set[str] = set()
     nullable_terms: set[str] = set()
-    for r in loaded.rules:
-        alt = []
+    for r in lark_rules:
+        alt: list[str] = []
         for sym in r.expansion:
             if sym.is_term:
                 if sym.name not in terminals:
@@ -218,7 +265,12 @@ def lark_to_grammar(text: str, start: str = "start", *,
         rules.setdefault(r.origin.name, []).append(tuple(alt))
     if start not in rules:
         raise GrammarSyntaxError(f"start rule {start!r} is not defined")
-    ignore = tuple(n for n in loaded.ignore_tokens if n in terminals)
+    for lhs, rule_alts in rules.items():
+        for ref in rule_alts:
+            for sym in ref:
+                if sym not in rules and sym not in terminals:
+                    raise GrammarSyntaxError(f"rule {lhs!r} uses undefined rule {sym!r}")
+    ignore = tuple(n for n in ignore_names if n in terminals)
     lexemes: dict[str, Lexeme] = {}
     for name in sorted(used | set(ignore)):
         t = terminals[name]
@@ -249,5 +301,9 @@ def lark_to_grammar(text: str, start: str = "start", *,
     )
 
 
-__all__ = ["lark_to_grammar", "terminal_regex", "DEFAULT_IGNORE_MAX_BYTES",
-           "DEFAULT_MAX_IGNORE"]
+__all__ = [
+    "DEFAULT_IGNORE_MAX_BYTES",
+    "DEFAULT_MAX_IGNORE",
+    "lark_to_grammar",
+    "terminal_regex",
+]

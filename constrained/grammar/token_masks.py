@@ -11,8 +11,6 @@ See docs/grammars.md for the measurements behind this design.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..masks.bitmask import bool_to_bitmask
@@ -96,7 +94,7 @@ def _enter(cg: CompiledGrammar, ctx: LexState, q: int, sel: np.ndarray, byte: np
            ok: np.ndarray, push: object) -> None:
     """Finish the lexeme in accepting state ``q`` and start the next one at nodes ``sel``."""
     probe = LexState(ctx.parser, ctx.mode, q, True, ctx.n_ignored)
-    nxt: Optional[LexState] = cg.finish(probe, q)
+    nxt: LexState | None = cg.finish(probe, q)
     if nxt is None or nxt.mode.dfa is None:
         return
     entered = np.asarray(nxt.mode.dfa.step_many(np.full(sel.size, nxt.q, dtype=np.int32),
@@ -139,7 +137,8 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, q: int
         children = (np.arange(total, dtype=np.int32)
                     + np.repeat(starts - (ends - counts), counts)).astype(np.int32)
         parent_states = np.repeat(states, counts)
-        nxt = np.asarray(dfa.step_many(parent_states, byte[children]), dtype=np.int32)
+        nxt = np.asarray(dfa.step_many(  # type: ignore[union-attr]
+            parent_states, byte[children]), dtype=np.int32)
         live = nxt > 0
         acc = _accepting_mask(mode, parent_states)
         ended = ~live & acc

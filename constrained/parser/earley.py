@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 from ..errors import ConstraintTooComplex, GrammarSyntaxError
 
@@ -39,8 +40,16 @@ class EarleySet:
     augmented start production is complete. ``_next`` memoises scans by lexeme set.
     """
 
-    __slots__ = ("items", "by_next", "expected", "accepting", "_next", "__weakref__", "uid",
-                 "cache")
+    __slots__ = (
+        "__weakref__",
+        "_next",
+        "accepting",
+        "by_next",
+        "cache",
+        "expected",
+        "items",
+        "uid",
+    )
 
     def __init__(self, items: frozenset[Item], by_next: dict[int, tuple[Item, ...]],
                  expected: frozenset[int], accepting: bool, uid: int) -> None:
@@ -50,7 +59,7 @@ class EarleySet:
         self.accepting = accepting
         # successors by lexeme set: a weak reference (or None = dead) so that memoised
         # transitions never keep a set alive on their own
-        self._next: dict[frozenset[int], Optional[weakref.ref[EarleySet]]] = {}
+        self._next: dict[frozenset[int], weakref.ref[EarleySet] | None] = {}
         self.uid = uid
         # per-set results of clients (token masks), dying with the set
         self.cache: dict[object, object] = {}
@@ -85,7 +94,7 @@ class EarleyParser:
                     raise GrammarSyntaxError(f"nonterminal #{s} has no productions")
         self.nullable = self._nullable()
         self._lock = threading.RLock()
-        self._intern: "weakref.WeakValueDictionary[frozenset[Item], EarleySet]" = (
+        self._intern: weakref.WeakValueDictionary[frozenset[Item], EarleySet] = (
             weakref.WeakValueDictionary())
         self._recent: OrderedDict[int, EarleySet] = OrderedDict()
         self._uid = 0
@@ -104,7 +113,7 @@ class EarleyParser:
         return frozenset(nullable)
 
     # -- core ------------------------------------------------------------------------
-    def _build(self, kernel: Iterable[Item]) -> Optional[EarleySet]:
+    def _build(self, kernel: Iterable[Item]) -> EarleySet | None:
         """Close ``kernel`` under predict / complete and intern the result."""
         prods = self.productions
         n_lex = self.n_lexemes
@@ -161,7 +170,7 @@ class EarleyParser:
                 self._recent.popitem(last=False)
         return found
 
-    def scan(self, state: EarleySet, lexemes: frozenset[int]) -> Optional[EarleySet]:
+    def scan(self, state: EarleySet, lexemes: frozenset[int]) -> EarleySet | None:
         """The set after reading one lexeme whose identity is any of ``lexemes``.
 
         Several ids arise when one span matches several terminals (``"if"`` and NAME);
@@ -183,10 +192,10 @@ class EarleyParser:
 
     def recognise(self, lexemes: Iterable[int | frozenset[int]]) -> bool:
         """Whether a whole sequence of lexeme ids (or id sets) is a sentence."""
-        state: Optional[EarleySet] = self.initial
+        state: EarleySet | None = self.initial
         for lx in lexemes:
             ids = lx if isinstance(lx, frozenset) else frozenset((lx,))
-            state = self.scan(state, ids)
+            state = self.scan(state, ids)  # type: ignore[arg-type]
             if state is None:
                 return False
-        return state.accepting
+        return state is not None and state.accepting
