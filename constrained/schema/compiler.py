@@ -175,6 +175,7 @@ class SchemaCompiler:
         if id(schema) in seen or id(schema) in self.active and seen:
             raise SchemaUnsupported(f"allOf/$ref: recursive reference inside allOf at {ctx.pointer or '/'}")
         seen = seen | {id(schema)}
+        self._check_unevaluated(schema, ctx)
         own = {k: v for k, v in schema.items() if k not in ("allOf", "$ref")}
         parts: list[Any] = [self._normalize(own, ctx)]
         if "$ref" in schema:
@@ -194,8 +195,34 @@ class SchemaCompiler:
                 parts.append(sub)
         return parts
 
+    def _check_unevaluated(self, schema: dict[str, Any], ctx: Ctx) -> None:
+        """``unevaluated*`` is supported only where it equals ``additional*`` (no
+        in-place applicators that could evaluate more properties / items)."""
+        for key in ("unevaluatedProperties", "unevaluatedItems"):
+            if key in schema and schema[key] is not True:
+                for other in ("allOf", "anyOf", "oneOf", "$ref", "$dynamicRef", "if", "dependentSchemas",
+                              "not", "dependencies", "contains"):
+                    if other in schema:
+                        self.unsupported(key, ctx.at(key), f"{key} next to {other} is not supported")
+                        return
+
     def _normalize(self, schema: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
-        """draft-07 spellings -> 2020-12 (items arrays, dependencies)."""
+        """draft-07 spellings -> 2020-12 (items arrays, dependencies); ``unevaluated*``
+        without applicators -> ``additional*``; draft-07 content assertions refused."""
+        if self.draft == "draft7":
+            for key in ("contentMediaType", "contentEncoding"):
+                if key in schema:
+                    self.unsupported(key, ctx.at(key), "draft-07 content assertions are not enforced")
+        if "unevaluatedProperties" in schema:
+            schema = dict(schema)
+            value = schema.pop("unevaluatedProperties")
+            if value is not True and "additionalProperties" not in schema:
+                schema["additionalProperties"] = value
+        if "unevaluatedItems" in schema:
+            schema = dict(schema)
+            value = schema.pop("unevaluatedItems")
+            if value is not True and "items" not in schema and not isinstance(schema.get("items"), list):
+                schema["items"] = value
         items = schema.get("items")
         if isinstance(items, list):
             schema = dict(schema)
@@ -233,6 +260,7 @@ class SchemaCompiler:
             merged = merge_all(self._conjuncts(schema, ctx), lambda s: [s], ctx.pointer)
             self.keep.append(merged)
             return self.compile(merged, ctx)
+        self._check_unevaluated(schema, ctx)
         schema = self._normalize(schema, ctx)
         for key in ("$dynamicRef", "$recursiveRef"):
             if key in schema:
@@ -352,12 +380,6 @@ class SchemaCompiler:
                 if key in ("minContains", "maxContains") and "contains" not in schema:
                     continue
                 self.unsupported(key, ctx, "keyword not supported")
-        if "unevaluatedItems" in schema and schema["unevaluatedItems"] is not True:
-            if "items" not in schema:
-                schema = {**schema, "items": schema["unevaluatedItems"]}
-        if "unevaluatedProperties" in schema and schema["unevaluatedProperties"] is not True:
-            if "additionalProperties" not in schema:
-                schema = {**schema, "additionalProperties": schema["unevaluatedProperties"]}
         types = type_set(schema)
         if types is not None:
             for t in types:

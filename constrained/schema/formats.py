@@ -2,8 +2,8 @@
 
 Each pattern accepts only strings the format's RFC accepts (a subset where the RFC is
 not regular or a validator is stricter, documented per format in docs/json-schema.md):
-dates check days per month and leap years, times have no leap second and use upper-case
-``T`` / ``Z``, numbers in durations are bounded.
+dates check days per month and leap years, times have no leap second (``:60``) and at
+most 20 fraction digits, numbers in durations have at most 9 digits.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ _YEAR_LEAP = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[135
 DATE = (r"(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
         r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
         rf"|{_YEAR_LEAP}-02-29)")
-_OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-TIME = rf"(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{{1,9}})?{_OFFSET})"
-DATE_TIME = rf"(?:{DATE}T{TIME})"
+_OFFSET = r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+TIME = rf"(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{{1,20}})?{_OFFSET})"
+DATE_TIME = rf"(?:{DATE}[Tt]{TIME})"
 _N = "[0-9]{1,9}"
 _DUR_TIME = rf"T(?:{_N}H(?:{_N}M(?:{_N}S)?)?|{_N}M(?:{_N}S)?|{_N}S)"
 _DUR_DATE = rf"(?:{_N}D|{_N}M(?:{_N}D)?|{_N}Y(?:{_N}M(?:{_N}D)?)?)(?:{_DUR_TIME})?"
