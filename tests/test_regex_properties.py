@@ -125,3 +125,82 @@ def test_mutated_samples_agree_with_re(pattern: str, seed: int) -> None:
                 text[pos] = rng.choice(CHARS)
         s = "".join(text)
         assert dfa.matches(s.encode()) == bool(rx.fullmatch(s)), (pattern, s)
+
+
+@SETTINGS
+@given(patterns=st.lists(_regex(), min_size=2, max_size=3),
+       strings=st.lists(st.text(alphabet=CHARS, max_size=5), max_size=15),
+       seed=st.integers(0, 2**32 - 1))
+def test_union_of_lexemes_keeps_identity(patterns: list[str], strings: list[str], seed: int) -> None:
+    """``accepting_lexemes`` is exactly the set of patterns that fullmatch; a lexeme that
+    accepts is live; walk samples are full matches of at least one lexeme."""
+    dfa = LazyDFA([parse_regex(p) for p in patterns])
+    rxs = [re.compile(p) for p in patterns]
+    rng = random.Random(seed)
+    samples = [s.encode() for s in strings]
+    samples += [w for w in (_walk(dfa, rng) for _ in range(5)) if w is not None]
+    for data in samples:
+        state = dfa.walk(dfa.start, data)
+        text = data.decode("utf-8")
+        expected = tuple(i for i, rx in enumerate(rxs) if rx.fullmatch(text))
+        assert dfa.accepting_lexemes(state) == expected, (patterns, text)
+        assert set(expected) <= set(dfa.live_lexemes(state))
+        # every prefix state keeps each lexeme that finally accepts alive
+        prefix_state = dfa.start
+        for b in data:
+            assert set(expected) <= set(dfa.live_lexemes(prefix_state))
+            prefix_state = dfa.step(prefix_state, b)
+
+
+@SETTINGS
+@given(pattern=_regex(), seed=st.integers(0, 2**32 - 1))
+def test_forced_bytes_are_forced(pattern: str, seed: int) -> None:
+    """Along random walks: following the forced bytes passes only through non-accepting
+    states with exactly one live byte, and the forced run is maximal."""
+    dfa = _compile(pattern)
+    rng = random.Random(seed)
+    data = _walk(dfa, rng)
+    if data is None:
+        return
+    state = dfa.start
+    for b in (None, *data):
+        if b is not None:
+            state = dfa.step(state, b)
+        forced = dfa.forced_bytes(state)
+        s = state
+        for fb in forced:
+            assert not dfa.is_accepting(s)
+            live = np.flatnonzero(dfa.byte_transitions(s) != DEAD)
+            assert live.tolist() == [fb]
+            s = dfa.step(s, fb)
+        live = np.flatnonzero(dfa.byte_transitions(s) != DEAD)
+        assert dfa.is_accepting(s) or len(live) > 1 or s in _forced_cycle(dfa, state, forced)
+
+
+def _forced_cycle(dfa: LazyDFA, state: int, forced: bytes) -> set[int]:
+    """States visited while following ``forced`` (a forced loop stops the run early)."""
+    seen = {state}
+    for b in forced:
+        state = dfa.step(state, b)
+        seen.add(state)
+    return seen
+
+
+FLAG_VALUES = [0, re.IGNORECASE, re.DOTALL, re.ASCII, re.IGNORECASE | re.ASCII,
+               re.VERBOSE, re.MULTILINE | re.IGNORECASE]
+
+
+@SETTINGS
+@given(pattern=_regex(), flags=st.sampled_from(FLAG_VALUES),
+       strings=st.lists(st.text(alphabet=CHARS, max_size=6), max_size=20))
+def test_flags_argument(pattern: str, flags: int, strings: list[str]) -> None:
+    """Flags passed as an argument (not inline) mean what they mean to ``re``."""
+    if flags & re.ASCII and "(?" in pattern and any(f in pattern for f in ("(?a", "(?ai")):
+        flags &= ~re.ASCII
+    try:
+        rx = re.compile(pattern, flags)
+    except re.error:
+        return
+    dfa = LazyDFA([parse_regex(pattern, flags)])
+    for s in strings:
+        assert dfa.matches(s.encode()) == bool(rx.fullmatch(s)), (pattern, flags, s)
