@@ -3,10 +3,11 @@
 1. Decode throughput of SmolLM2-135M-Instruct for every backend available here —
    numpy (CPU), torch (CPU), torch (CUDA), CuPy (CUDA) — at several batch sizes,
    unconstrained (argmax of the raw logits) vs constrained (a JSON-records regex; the
-   bitmask is filled on the CPU, applied and sampled on the device). On a GPU the mask of
-   step k+1 is computed while the forward pass of step k runs (the forward call returns
-   before the GPU finishes). Rows whose constraint finishes restart it, so every row
-   decodes exactly ``--tokens`` tokens in both modes.
+   bitmask is filled on the CPU, applied and sampled on the device), both through
+   ``constrained.integrations.device_decode.DeviceDecoder``. On a GPU the mask of step k+1
+   is computed while the forward pass of step k runs (the forward call returns before the
+   GPU finishes). The records regex cannot finish within the measured tokens, so every
+   row decodes exactly ``--tokens`` tokens in both modes (prefill excluded).
 2. Bitmask apply per step on ``float32[batch, 49152]`` logits: our torch apply (vectorised
    unpack + masked_fill), our numpy helper, and xgrammar's ``apply_token_bitmask_inplace``
    (when xgrammar is importable) on the same tensors and device.
@@ -47,71 +48,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import constrained
-from constrained.masks.bitmask import allocate_token_bitmask, apply_token_bitmask
+from constrained.integrations.device_decode import DeviceDecoder
+from constrained.masks.bitmask import apply_token_bitmask
 from engine import load_model
 from engine.errors import BackendUnavailable
 
-# JSON records, one per line; never forced to stop (rows that finish restart the constraint)
-RECORDS = r'(\{"id": [0-9]{1,6}, "name": "[A-Za-z ]{1,20}", "ok": (true|false)\}\n){1,40}'
+# JSON records, one per line; exactly 40 of them, so no row can finish within the measured tokens
+RECORDS = r'(\{"id": [0-9]{1,6}, "name": "[A-Za-z ]{1,20}", "ok": (true|false)\}\n){40}'
 PROMPT = "Write a list of users as JSON lines with id, name and ok fields."
 
 
-def _sync(backend: Any) -> None:
-    """Wait for the device (no-op on CPU backends)."""
-    fn = getattr(backend, "synchronize", None)
-    if fn is not None:
-        fn()
-
-
-def _apply_and_pick(backend: Any, logits: Any, bits: np.ndarray | None) -> np.ndarray:
-    """Mask (when ``bits``) and take the argmax, on the backend's device when it can."""
-    if bits is not None:
-        if hasattr(backend, "apply_bitmask"):
-            backend.apply_bitmask(logits, bits)
-        else:
-            apply_token_bitmask(logits, bits)
-    if hasattr(backend, "sample"):
-        return backend.sample(logits, 0.0)
-    return np.asarray(logits).argmax(axis=-1)
-
-
 def decode_run(model: Any, batch: int, tokens: int, constraint: Any | None) -> dict[str, float]:
-    """Decode ``tokens`` steps for ``batch`` rows; returns seconds, tok/s and mask-fill time."""
-    be = model.backend
+    """Decode ``tokens`` steps for ``batch`` rows with the library's DeviceDecoder."""
     prompt = model.tokenizer.encode(
         model.tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}])
     )
-    session = model.start([prompt] * batch, max_new_tokens=tokens + 2)
-    kv = session.cache
-    matchers = [constraint.matcher(max_rollback=0) for _ in range(batch)] if constraint else None
-    bits = allocate_token_bitmask(batch, model.logit_width) if constraint else None
-    counts = np.ones(batch, dtype=np.int64)
-
-    def fill() -> float:
-        t0 = time.perf_counter()
-        assert matchers is not None and bits is not None
-        for row, m in enumerate(matchers):
-            m.fill_bitmask(bits, row)
-        return time.perf_counter() - t0
-
-    mask_time = fill() if constraint else 0.0
-    logits = be.asarray(session.logits)
-    _sync(be)
-    start = time.perf_counter()
-    for _ in range(tokens):
-        ids = _apply_and_pick(be, logits, bits)
-        if matchers is not None:
-            for row, m in enumerate(matchers):
-                m.advance(int(ids[row]))
-                if m.is_terminated():
-                    m.reset()
-        logits = model.forward(kv, ids.reshape(batch, 1).astype(np.int64), counts, on_device=True)
-        kv.lengths += counts
-        if matchers is not None:
-            mask_time += fill()  # overlaps the device's forward pass on GPU backends
-    _sync(be)
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "tok_s": batch * tokens / seconds, "mask_ms_per_step": 1e3 * mask_time / (tokens + 1)}
+    dec = DeviceDecoder(model, [prompt] * batch, constraint, max_new_tokens=tokens, ignore_eos=True)
+    dec.run()
+    st = dec.stats
+    assert st.tokens == batch * tokens, "a constrained row finished early"
+    return {"seconds": st.total_s, "tok_s": st.tokens / st.total_s,
+            "mask_ms_per_step": 1e3 * st.mask_fill_s / max(1, len(st.per_step_mask_fill_s))}
 
 
 def bench_decode(opts: argparse.Namespace, vocab_cache: dict[str, Any]) -> list[dict[str, Any]]:

@@ -204,3 +204,64 @@ def test_load_model_rejects_unavailable_backends() -> None:
     except ImportError:
         with pytest.raises(BackendUnavailable, match="CuPy"):
             load_model(backend="cupy")
+
+
+# ------------------------------------------------------------------ decoding on the device
+DIGITS = r"[0-9]{3}-[0-9]{4}"
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 12}, "rank": {"type": "integer", "minimum": 1}},
+    "required": ["city", "rank"],
+    "additionalProperties": False,
+}
+
+
+def _chat(model: object, text: str) -> list[int]:
+    tok = model.tokenizer  # type: ignore[attr-defined]
+    return tok.encode(tok.apply_chat_template([{"role": "user", "content": text}]))
+
+
+@pytest.mark.model
+def test_device_decoder_matches_numpy_and_validates(models: tuple) -> None:
+    import json
+    import re
+
+    import jsonschema
+
+    import constrained
+    from constrained.integrations.device_decode import DeviceDecoder
+
+    mn, mt = models
+    vocab = constrained.Vocabulary.from_model(mn)
+    regex = constrained.compile_regex(DIGITS, vocab)
+    schema = constrained.compile_json_schema(SCHEMA, vocab)
+    prompts = [_chat(mn, "Give me a phone number."), _chat(mn, "Name a big city and its rank as JSON.")]
+    outs = {}
+    for name, model in (("numpy", mn), ("torch", mt)):
+        dec = DeviceDecoder(model, prompts, [regex, schema], max_new_tokens=40)
+        outs[name] = dec.run()
+        assert dec.finished.all() and dec.stats.steps > 0
+        text0 = mn.tokenizer.decode(outs[name][0])
+        assert re.fullmatch(DIGITS, text0), text0
+        jsonschema.validate(json.loads(mn.tokenizer.decode(outs[name][1])), SCHEMA)
+    assert outs["numpy"] == outs["torch"]  # greedy on both backends: same tokens
+
+
+@pytest.mark.model
+def test_device_decoder_sampling_and_ignore_eos(models: tuple) -> None:
+    import re
+
+    import constrained
+    from constrained.integrations.device_decode import DeviceDecoder
+
+    _mn, mt = models
+    vocab = constrained.Vocabulary.from_model(mt)
+    regex = constrained.compile_regex(DIGITS, vocab)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    prompt = _chat(mt, "Give me a phone number.")
+    dec = DeviceDecoder(mt, [prompt] * 3, regex, max_new_tokens=16, temperature=1.0, generator=gen)
+    for ids in dec.run():
+        assert re.fullmatch(DIGITS, mt.tokenizer.decode(ids))
+    free = DeviceDecoder(mt, [prompt, prompt[:5]], None, max_new_tokens=6, ignore_eos=True)
+    assert [len(r) for r in free.run()] == [6, 6]
+    assert free.stats.tokens == 12 and free.stats.mask_fill_s == 0.0
