@@ -23,9 +23,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from constrained.automata import LazyDFA, build_nfa, parse_regex  # noqa: E402
-from constrained.automata import charsets, regex_syntax, utf8  # noqa: E402
-from constrained.errors import ConstraintTooComplex  # noqa: E402
+from constrained.automata import (
+    LazyDFA,
+    build_nfa,
+    charsets,
+    parse_regex,
+    regex_syntax,
+    utf8,
+)
+from constrained.errors import ConstraintTooComplex
 
 WORDS = [f"{a}{b}{c}word" for a in "abcdefghij" for b in "klmnopqrst" for c in "uv"][:200]
 PATTERNS: dict[str, str] = {

@@ -5,8 +5,23 @@ Public pieces: :func:`parse_regex`, the AST node types, :class:`LazyDFA` and
 """
 from __future__ import annotations
 
-from .ast import ANY_BYTE, EMPTY, NOTHING, Alt, And, ByteSet, Concat, Node, Not, Repeat
-from .ast import alt, concat, literal, optional, repeat
+from .ast import (
+    ANY_BYTE,
+    EMPTY,
+    NOTHING,
+    Alt,
+    And,
+    ByteSet,
+    Concat,
+    Node,
+    Not,
+    Repeat,
+    alt,
+    concat,
+    literal,
+    optional,
+    repeat,
+)
 from .dfa import DEAD, LazyDFA, is_prefix_free
 from .limits import DEFAULT_LIMITS, Limits
 from .nfa import NFA, build_nfa
@@ -14,7 +29,28 @@ from .regex_syntax import parse_regex
 from .utf8 import utf8_ranges_node
 
 __all__ = [
-    "ANY_BYTE", "EMPTY", "NOTHING", "Alt", "And", "ByteSet", "Concat", "Node", "Not", "Repeat",
-    "alt", "concat", "literal", "optional", "repeat", "DEAD", "LazyDFA", "is_prefix_free",
-    "DEFAULT_LIMITS", "Limits", "NFA", "build_nfa", "parse_regex", "utf8_ranges_node",
+    "ANY_BYTE",
+    "DEAD",
+    "DEFAULT_LIMITS",
+    "EMPTY",
+    "NFA",
+    "NOTHING",
+    "Alt",
+    "And",
+    "ByteSet",
+    "Concat",
+    "LazyDFA",
+    "Limits",
+    "Node",
+    "Not",
+    "Repeat",
+    "alt",
+    "build_nfa",
+    "concat",
+    "is_prefix_free",
+    "literal",
+    "optional",
+    "parse_regex",
+    "repeat",
+    "utf8_ranges_node",
 ]

@@ -9,14 +9,14 @@ Results are normalized code-point range tuples (surrogates excluded).
 """
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-from typing import Any
-
 import _sre
-import numpy as np
+import re
+from functools import cache, lru_cache
 from re import _casefix  # type: ignore[attr-defined]
 from re import _constants as C  # type: ignore[attr-defined]
+from typing import Any
+
+import numpy as np
 
 from .utf8 import Ranges, complement_ranges, normalize_ranges
 
@@ -63,7 +63,7 @@ def _simple_upper(cp: int) -> int:
     return ord(up) if len(up) == 1 else cp
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(name: str) -> np.ndarray:
     """Per-code-point tables (computed once): lower/upper/iscased and category masks."""
     cps = range(N_CODE_POINTS)
@@ -90,7 +90,7 @@ def _table(name: str) -> np.ndarray:
     raise KeyError(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ascii_category(kind: str) -> Ranges:
     if kind == "decimal":
         return ((0x30, 0x39),)
@@ -99,7 +99,7 @@ def _ascii_category(kind: str) -> Ranges:
     return normalize_ranges([(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _unicode_category(kind: str) -> Ranges:
     return mask_to_ranges(_table(kind))
 
@@ -134,7 +134,7 @@ def _is_unicode(flags: int) -> bool:
     return not flags & re.ASCII
 
 
-@lru_cache(maxsize=None)
+@cache
 def _preimage_index() -> dict[int, tuple[int, ...]]:
     """lowered value -> every code point whose ``_sre.unicode_tolower`` is it (if != itself)."""
     lower = _table("lower")

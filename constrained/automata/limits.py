@@ -36,7 +36,7 @@ DEFAULT_LIMITS = Limits()
 class Deadline:
     """Wall-clock budget for one construction call; ``check()`` raises when spent."""
 
-    __slots__ = ("_end", "_what", "_seconds")
+    __slots__ = ("_end", "_seconds", "_what")
 
     def __init__(self, seconds: float, what: str) -> None:
         self._seconds = seconds

@@ -11,12 +11,18 @@ character offset; malformed patterns raise :class:`RegexSyntaxError`.
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
 
-from ..errors import ConstraintTooComplex, RegexSyntaxError, RegexUnsupported
+from ..errors import (
+    CompileError,
+    ConstraintTooComplex,
+    RegexSyntaxError,
+    RegexUnsupported,
+)
 from .ast import EMPTY, Alt, ByteSet, Concat, Node, Repeat
 from .charsets import any_ranges, in_ranges, literal_ranges
 from .utf8 import utf8_ranges_node
@@ -60,7 +66,7 @@ def _parse_cached(pattern: str, flags: int) -> Node:
     except (ValueError, TypeError, OverflowError) as exc:
         raise RegexSyntaxError(f"invalid regex {pattern!r}: {exc}") from None
     global_flags = int(parsed.state.flags)
-    lowering = _Lowering(pattern, global_flags)
+    lowering = _Lowering(pattern, global_flags, flags)
     items = list(parsed)
     try:
         lowering.check(items, global_flags, at_start=True, at_end=True)
@@ -142,8 +148,9 @@ def construct_positions(pattern: str, verbose: bool) -> dict[str, list[int]]:
 class _Lowering:
     """One pattern's lowering: a left-to-right validity check, then right-to-left AST build."""
 
-    def __init__(self, pattern: str, global_flags: int) -> None:
+    def __init__(self, pattern: str, global_flags: int, flags: int) -> None:
         self.pattern = pattern
+        self.flags = flags
         self.positions = construct_positions(pattern, bool(global_flags & re.VERBOSE))
         self.seen: dict[str, int] = {}
         self.item_pos: dict[int, int | None] = {}
@@ -160,14 +167,14 @@ class _Lowering:
             return found[idx]
         return found[-1] if found else None
 
-    def unsupported(self, construct: str, position: int | None, why: str = "") -> RegexUnsupported:
+    def unsupported(self, construct: str, position: int | None, why: str = "") -> CompileError:
         """A RegexUnsupported (or RegexSyntaxError if Python itself rejects the pattern)."""
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            return _syntax_error(self.pattern, exc)  # type: ignore[return-value]
-        except Exception:  # noqa: BLE001 - flags errors were raised by the parser already
-            pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                re.compile(self.pattern, self.flags)
+            except re.error as exc:
+                return _syntax_error(self.pattern, exc)
         where = f" at position {position}" if position is not None else ""
         reason = f": {why}" if why else ""
         err = RegexUnsupported(
@@ -201,7 +208,7 @@ class _Lowering:
                 _group, add, delete, sub = av
                 self.check(list(sub), _combine_flags(flags, add, delete), start_i, end_i)
             elif op in _REPEATS:
-                lo, hi, sub = av
+                _lo, hi, sub = av
                 if op is C.POSSESSIVE_REPEAT:
                     self.item_pos[id(av)] = self._locate("possessive quantifier")
                 once = hi <= 1
@@ -387,4 +394,4 @@ def _utf8_tail(node: Node) -> bool:
     return isinstance(node, Concat) and all(_continuations(i) for i in node.items)
 
 
-__all__ = ["parse_regex", "construct_positions"]
+__all__ = ["construct_positions", "parse_regex"]

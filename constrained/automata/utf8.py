@@ -25,7 +25,7 @@ _LENGTH_CLASSES = (
 _CONT = ByteSet.range(0x80, 0xBF)
 
 
-def normalize_ranges(ranges: "list[tuple[int, int]] | Ranges") -> Ranges:
+def normalize_ranges(ranges: list[tuple[int, int]] | Ranges) -> Ranges:
     """Sort, merge overlapping/adjacent ranges and drop surrogates and empties."""
     out: list[tuple[int, int]] = []
     for lo, hi in sorted(ranges):
