@@ -22,6 +22,7 @@ from .limits import DEFAULT_LIMITS, Deadline, Limits
 from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, build_nfa
 
 DEAD = 0
+_SMALL = 16  # up to this many NFA byte states, a row is grouped in plain Python
 
 
 class LazyDFA:
@@ -51,6 +52,7 @@ class LazyDFA:
         self._succ_closure: dict[int, frozenset[int]] = {}
         self._set_total = 0
         self._expand_seconds = 0.0
+        self._label_classes: dict[int, list[int]] = {}
         with self._lock:
             start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts))
             self.start: int = self._intern(start_set)
@@ -95,6 +97,14 @@ class LazyDFA:
         self._accepting = accepting
         self._table = table  # readers holding the old array still see valid rows
 
+    def _label_class_list(self, label: int) -> list[int]:
+        """Byte classes of an NFA label as a Python list (memoised)."""
+        hit = self._label_classes.get(label)
+        if hit is None:
+            hit = np.flatnonzero(self.nfa.label_classes[label]).tolist()
+            self._label_classes[label] = hit
+        return hit
+
     def _succ(self, s: int) -> frozenset[int]:
         hit = self._succ_closure.get(s)
         if hit is None:
@@ -111,22 +121,38 @@ class LazyDFA:
             nfa = self.nfa
             byte_states = self._byte_states[state]
             row = np.zeros(self.n_classes, dtype=np.int32)
-            if len(byte_states):
+            k = len(byte_states)
+            if 0 < k <= _SMALL:
+                # few NFA states: group classes by member bitmask in plain Python
+                members_l = byte_states.tolist()
+                labels = nfa.label[byte_states].tolist()
+                sig: dict[int, int] = {}
+                for i, lab in enumerate(labels):
+                    bit = 1 << i
+                    for c in self._label_class_list(lab):
+                        sig[c] = sig.get(c, 0) | bit
+                groups: dict[int, list[int]] = {}
+                for c, m in sig.items():
+                    groups.setdefault(m, []).append(c)
+                for m, cols in groups.items():
+                    picked = [members_l[i] for i in range(k) if m >> i & 1]
+                    if len(picked) == 1:
+                        target_set = self._succ(picked[0])
+                    else:
+                        target_set = nfa.closure_many(nfa.succ[picked].tolist())
+                    row[cols] = self._intern(target_set)
+            elif k:
                 sub = nfa.label_classes[nfa.label[byte_states]]  # k x n_classes
-                packed = np.packbits(sub, axis=0).T  # n_classes x ceil(k/8)
-                groups, inverse = np.unique(packed, axis=0, return_inverse=True)
-                inverse = inverse.reshape(-1)
-                k = len(byte_states)
-                for g in range(len(groups)):
-                    picked = np.unpackbits(groups[g], count=k).astype(bool)
-                    if not picked.any():
+                for rep, cols_arr in _group_columns(sub):
+                    picked_mask = sub[:, rep]
+                    if not picked_mask.any():
                         continue
-                    members = byte_states[picked]
+                    members = byte_states[picked_mask]
                     if len(members) == 1:
-                        target_set = self._succ(members[0])
+                        target_set = self._succ(int(members[0]))
                     else:
                         target_set = nfa.closure_many(nfa.succ[members].tolist())
-                    row[inverse == g] = self._intern(target_set)
+                    row[cols_arr] = self._intern(target_set)
             self._table[state] = row
             self._expand_seconds += time.monotonic() - t0
             if self._expand_seconds > self.limits.max_seconds:
@@ -240,6 +266,33 @@ class LazyDFA:
                 break
             seen.add(state)
         return bytes(out)
+
+
+def _group_columns(sub: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Group the columns (byte classes) of a bool matrix that are equal.
+
+    Returns ``(representative column, columns)`` per group. Columns are packed into
+    integers (one uint64 for up to 64 rows, else bytes keys), so this is one numpy
+    ``unique`` instead of a structured-row ``unique``.
+    """
+    k, n = sub.shape
+    packed = np.packbits(sub, axis=0, bitorder="little")  # ceil(k/8) x n
+    if packed.shape[0] <= 8:
+        padded = np.zeros((8, n), dtype=np.uint8)
+        padded[: packed.shape[0]] = packed
+        keys = np.ascontiguousarray(padded.T).view("<u8").reshape(-1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        if len(first) == 1:
+            return [(int(first[0]), np.arange(n))]
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(first) + 1))
+        return [(int(first[g]), order[bounds[g] : bounds[g + 1]]) for g in range(len(first))]
+    groups: dict[bytes, list[int]] = {}
+    rows = np.ascontiguousarray(packed.T)
+    for c in range(n):
+        groups.setdefault(rows[c].tobytes(), []).append(c)
+    return [(cols[0], np.array(cols)) for cols in groups.values()]
 
 
 def is_prefix_free(dfa: LazyDFA) -> bool:
