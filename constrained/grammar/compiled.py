@@ -119,10 +119,16 @@ class CompiledGrammar:
         return LexState(parser, mode, mode.start, False, n_ignored)
 
     # -- stepping ------------------------------------------------------------------------
-    def finish(self, state: LexState, q: int) -> LexState | None:
+    def finish(self, state: LexState, q: int) -> Optional[LexState]:
         """End the current lexeme in DFA state ``q``: feed it to the parser (or skip it as
         ignored) and return the fresh state after it; None if it cannot end here."""
-        acc = state.mode.accepting(q)
+        return self.finish_lexemes(state, state.mode.accepting(q))
+
+    def finish_lexemes(self, state: LexState, acc: frozenset[int]) -> Optional[LexState]:
+        """End the current lexeme as any of the lexeme ids ``acc`` (see :meth:`finish`).
+
+        A span that is both an expected lexeme and an ignored one is read as the
+        expected lexeme (the parser reading is preferred; documented policy)."""
         if not acc:
             return None
         gram = acc & state.parser.expected

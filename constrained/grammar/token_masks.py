@@ -1,13 +1,18 @@
-"""Exact token masks for a grammar state: one trie walk that crosses lexeme boundaries.
+"""Exact token masks for a grammar state: trie walks that cross lexeme boundaries.
 
-From the current lexer state, a token either dies, stays inside the open lexeme, or
-crosses one or more lexeme boundaries. The walk advances frontiers of trie nodes with a
-vectorised DFA step per level; where a node's byte kills the lexeme and its parent's
-state accepts, the lexeme is finished through the parser (once per distinct accepting
-state, not per token) and the same node is re-entered in the new lexer context. Frontiers
-are grouped by context (parser set, mode, ignore count), so tokens sharing a prefix share
-all the work, and a context reached through many boundaries is expanded together.
-See docs/grammars.md for the measurements behind this design.
+From the current lexer state a token either dies, stays inside the open lexeme, or
+crosses one or more lexeme boundaries. Everything except the parser is independent of
+the parse: a *lexer walk* advances a frontier of trie nodes with one vectorised DFA step
+per level and returns (a) the nodes that stay inside the lexeme and (b) per accepting
+DFA state, the nodes whose byte ended a lexeme there. Lexer walks are cached on the
+lexer mode, keyed by where they start (the root in a DFA state, or the node group a
+previous walk ended), so across steps and sequences they are computed once.
+
+A mask is then a small recursion over boundary groups: per group the parser is asked
+once (finish the lexeme; a parser scan, memoised on the Earley set), and the group's
+nodes are re-entered in the next lexer context through another cached walk. Per mask
+the cost is one bitmask union per visited walk plus one parser step per group — never
+per token. See docs/grammars.md for measurements.
 """
 from __future__ import annotations
 
@@ -17,113 +22,74 @@ from ..masks.bitmask import bool_to_bitmask
 from ..masks.trie import TokenTrie
 from .compiled import CompiledGrammar, LexerMode, LexState
 
-_Ctx = tuple[object, object, int]  # (parser set, lexer mode, ignored in a row)
+# A lexer walk: (nodes inside the lexeme, [(lexeme ids accepted, nodes ending it there)])
+Walk = tuple[np.ndarray, list[tuple[frozenset[int], np.ndarray]]]
+_EMPTY = np.zeros(0, dtype=np.int32)
 
 
-def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState) -> np.ndarray:
+def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
+                  max_visits: int = 100_000) -> np.ndarray:
     """bool[n_nodes]: trie nodes whose bytes, fed from ``state``, keep the output viable."""
     ok = np.zeros(trie.n_nodes, dtype=bool)
-    cs, ce, byte = trie.child_start, trie.child_end, trie.byte
-    # pending[ctx] = (list of node arrays, list of state arrays): nodes already consumed in
-    # ctx whose children are still to be expanded
-    pending: dict[_Ctx, tuple[LexState, list[np.ndarray], list[np.ndarray]]] = {}
-
-    def push(st: LexState, nodes: np.ndarray, states: np.ndarray) -> None:
-        key = (st.parser, st.mode, st.n_ignored)
-        entry = pending.get(key)
-        if entry is None:
-            pending[key] = (st, [nodes], [states])
-        else:
-            entry[1].append(nodes)
-            entry[2].append(states)
-
     if state.mode.dfa is None:
         return ok
-    # the root: the parser-independent part of the walk (nodes inside the open lexeme, and
-    # nodes where it ends, grouped by accepting state) is cached per (mode, state)
-    live, groups = lexer_walk(trie, state.mode, state.q)
-    ok[live] = True
-    for q, nodes in groups:
-        _enter(cg, state, q, nodes, byte, ok, push)
-    while pending:
-        key = next(iter(pending))
-        ctx, node_list, state_list = pending.pop(key)
-        mode = ctx.mode
-        dfa = mode.dfa
-        if dfa is None:
+    # work items: (context state, walk key, entry nodes or None for the root)
+    root_key: tuple[object, ...] = ("root", state.q)
+    work: list[tuple[LexState, tuple[object, ...], np.ndarray | None]] = [
+        (state, root_key, None)]
+    seen: set[tuple[object, ...]] = set()
+    visits = 0
+    while work:
+        ctx, key, entry = work.pop()
+        sig = (ctx.parser, ctx.mode, ctx.n_ignored, key)
+        if sig in seen:
             continue
-        frontier = np.concatenate(node_list) if len(node_list) > 1 else node_list[0]
-        states = np.concatenate(state_list) if len(state_list) > 1 else state_list[0]
-        if len(node_list) > 1:
-            packed = np.unique(frontier.astype(np.int64) << 32 | states.astype(np.int64))
-            frontier = (packed >> 32).astype(np.int32)
-            states = (packed & 0xFFFFFFFF).astype(np.int32)
-        while frontier.size:
-            starts = cs[frontier]
-            counts = ce[frontier] - starts
-            has = counts > 0
-            if not has.all():
-                starts, counts, states = starts[has], counts[has], states[has]
-            total = int(counts.sum())
-            if total == 0:
-                break
-            ends = np.cumsum(counts)
-            children = (np.arange(total, dtype=np.int32)
-                        + np.repeat(starts - (ends - counts), counts)).astype(np.int32)
-            parent_states = np.repeat(states, counts)
-            nxt = np.asarray(dfa.step_many(parent_states, byte[children]), dtype=np.int32)
-            live = nxt > 0
-            ended = ~live & _accepting_mask(mode, parent_states)
-            if ended.any():
-                _boundaries(cg, ctx, children[ended], parent_states[ended], byte, ok, push)
-            frontier = children[live]
-            states = nxt[live]
-            ok[frontier] = True
+        seen.add(sig)
+        visits += 1
+        if visits > max_visits:
+            from ..errors import ConstraintTooComplex
+
+            raise ConstraintTooComplex(f"token mask needed more than {max_visits} lexer walks")
+        live, groups = lexer_walk(trie, ctx.mode, key, ctx.q, entry)
+        if live.size:
+            ok[live] = True
+        for acc, nodes in groups:
+            nxt = cg.finish_lexemes(ctx, acc)
+            if nxt is None or nxt.mode.dfa is None:
+                continue
+            work.append((nxt, (ctx.mode, key, acc), nodes))
     return ok
 
 
-def _boundaries(cg: CompiledGrammar, ctx: LexState, nodes: np.ndarray, parent_states: np.ndarray,
-                byte: np.ndarray, ok: np.ndarray, push: object) -> None:
-    """Nodes whose byte ended the lexeme (parent state accepting): finish it per parent
-    state, then re-enter the nodes in the context after it."""
-    for q in np.unique(parent_states).tolist():
-        _enter(cg, ctx, q, nodes[parent_states == q], byte, ok, push)
+def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int,
+               entry: np.ndarray | None) -> Walk:
+    """The parser-independent walk of ``mode``'s DFA over part of the trie (cached).
 
-
-def _enter(cg: CompiledGrammar, ctx: LexState, q: int, sel: np.ndarray, byte: np.ndarray,
-           ok: np.ndarray, push: object) -> None:
-    """Finish the lexeme in accepting state ``q`` and start the next one at nodes ``sel``."""
-    probe = LexState(ctx.parser, ctx.mode, q, True, ctx.n_ignored)
-    nxt: LexState | None = cg.finish(probe, q)
-    if nxt is None or nxt.mode.dfa is None:
-        return
-    entered = np.asarray(nxt.mode.dfa.step_many(np.full(sel.size, nxt.q, dtype=np.int32),
-                                                 byte[sel]), dtype=np.int32)
-    live = entered > 0
-    if live.any():
-        sel, entered = sel[live], entered[live]
-        ok[sel] = True
-        push(nxt, sel, entered)  # type: ignore[operator]
-
-
-def lexer_walk(trie: TokenTrie, mode: LexerMode, q: int
-               ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
-    """Walk the whole trie from DFA state ``q`` of ``mode`` (cached on the mode).
-
-    Returns the nodes that stay inside the lexeme and, per accepting state ``q'``, the
-    nodes whose byte ends a lexeme that was in ``q'`` just before (boundary candidates).
+    ``entry is None``: from the root in DFA state ``q``. Otherwise ``entry`` are nodes
+    whose byte starts a new lexeme (from ``mode.start``); ``key`` names that node group
+    (it is derived from the walk that produced it, so equal keys mean equal groups).
     """
-    key = (trie.fingerprint, q)
-    found = mode.walks.get(key)
+    cache_key = (trie.fingerprint, key)
+    found = mode.walks.get(cache_key)
     if found is not None:
         return found  # type: ignore[return-value]
     dfa = mode.dfa
+    assert dfa is not None
     cs, ce, byte = trie.child_start, trie.child_end, trie.byte
     live_parts: list[np.ndarray] = []
-    dead_nodes: list[np.ndarray] = []
-    dead_from: list[np.ndarray] = []
-    frontier = np.zeros(1, dtype=np.int32)
-    states = np.full(1, q, dtype=np.int32)
+    ended_nodes: list[np.ndarray] = []
+    ended_from: list[np.ndarray] = []
+    if entry is None:
+        frontier = np.zeros(1, dtype=np.int32)
+        states = np.full(1, q, dtype=np.int32)
+    else:
+        # the entry nodes' own byte is the first byte of the new lexeme (empty lexemes
+        # do not exist, so a node that dies here is simply not viable)
+        entered = np.asarray(dfa.step_many(np.full(entry.size, mode.start, dtype=np.int32),
+                                           byte[entry]), dtype=np.int32)
+        keep = entered > 0
+        frontier, states = entry[keep], entered[keep]
+        live_parts.append(frontier)
     while frontier.size:
         starts = cs[frontier]
         counts = ce[frontier] - starts
@@ -137,31 +103,32 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, q: int
         children = (np.arange(total, dtype=np.int32)
                     + np.repeat(starts - (ends - counts), counts)).astype(np.int32)
         parent_states = np.repeat(states, counts)
-        nxt = np.asarray(dfa.step_many(  # type: ignore[union-attr]
-            parent_states, byte[children]), dtype=np.int32)
+        nxt = np.asarray(dfa.step_many(parent_states, byte[children]), dtype=np.int32)
         live = nxt > 0
-        acc = _accepting_mask(mode, parent_states)
-        ended = ~live & acc
+        ended = ~live & np.asarray(dfa.is_accepting_many(parent_states), dtype=bool)
         if ended.any():
-            dead_nodes.append(children[ended])
-            dead_from.append(parent_states[ended])
+            ended_nodes.append(children[ended])
+            ended_from.append(parent_states[ended])
         frontier = children[live]
         states = nxt[live]
         live_parts.append(frontier)
-    live_all = np.concatenate(live_parts) if live_parts else np.zeros(0, dtype=np.int32)
-    groups: list[tuple[int, np.ndarray]] = []
-    if dead_nodes:
-        dn, df = np.concatenate(dead_nodes), np.concatenate(dead_from)
-        for qa in np.unique(df).tolist():
-            groups.append((qa, dn[df == qa]))
-    result = (live_all, groups)
-    mode.walks[key] = result
+    live_all = np.concatenate(live_parts) if live_parts else _EMPTY
+    # group the ending nodes by the set of lexemes accepted (many DFA states, e.g. every
+    # keyword prefix of NAME, finish the same lexemes: one parser step per set)
+    groups: list[tuple[frozenset[int], np.ndarray]] = []
+    if ended_nodes:
+        dn, df = np.concatenate(ended_nodes), np.concatenate(ended_from)
+        order = np.argsort(df, kind="stable")
+        dn, df = dn[order], df[order]
+        cuts = np.flatnonzero(np.diff(df)) + 1
+        by_acc: dict[frozenset[int], list[np.ndarray]] = {}
+        for part_nodes, part_from in zip(np.split(dn, cuts), np.split(df, cuts)):
+            by_acc.setdefault(mode.accepting(int(part_from[0])), []).append(part_nodes)
+        for acc, parts in by_acc.items():
+            groups.append((acc, np.sort(np.concatenate(parts))))
+    result: Walk = (live_all, groups)
+    mode.walks[cache_key] = result
     return result
-
-
-def _accepting_mask(mode: LexerMode, states: np.ndarray) -> np.ndarray:
-    """bool per state: accepting in ``mode``'s DFA."""
-    return np.asarray(mode.dfa.is_accepting_many(states), dtype=bool)  # type: ignore[union-attr]
 
 
 def allowed_token_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState,

@@ -26,10 +26,12 @@ Item = tuple[int, int, Optional["EarleySet"]]
 
 @dataclass(frozen=True)
 class ParserLimits:
-    """Resource limits: items in one Earley set, interned sets kept alive by the LRU."""
+    """Resource limits: items in one Earley set; how many recently built sets an LRU keeps
+    alive (sets otherwise live only while referenced, so caches on them survive between
+    sequences only through this LRU)."""
 
     max_items_per_set: int = 200_000
-    keep_recent_sets: int = 4096
+    keep_recent_sets: int = 8192
 
 
 class EarleySet:
