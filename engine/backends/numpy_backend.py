@@ -26,7 +26,9 @@ class NumpyBackend(Backend):
         return np.asarray(x, dtype=np.int64)
 
     def linear(self, x: Array, w_t: Array, bias: Array | None = None) -> Array:
-        y = x @ w_t
+        # one 2-D sgemm over all rows (a 3-D matmul would loop gemv per batch row,
+        # re-reading the weights B times)
+        y = (x.reshape(-1, x.shape[-1]) @ w_t).reshape(*x.shape[:-1], w_t.shape[-1])
         if bias is not None:
             y += bias
         return y

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..tokenizer import Tokenizer
 
 GGUF_MAGIC = b"GGUF"
+DEQUANT_CHUNK_ROWS = 4096  # rows dequantised at a time
 # llama.cpp hard-codes these for gemma3 (not stored in the file)
 GEMMA3_SWA_PATTERN = 6
 GEMMA3_ROPE_LOCAL_BASE = 10000.0
@@ -88,14 +89,20 @@ def dequantize_tensor(t: gguf.ReaderTensor, path: Path) -> np.ndarray:
     """A GGUF tensor as float32 in numpy order ([rows, cols]), whatever its quant type."""
     from gguf.quants import dequantize
 
+    expected = tuple(int(x) for x in reversed(t.shape))
+    data = t.data
     try:
-        arr = dequantize(t.data, t.tensor_type)
+        if data.ndim >= 2 and data.shape[0] > DEQUANT_CHUNK_ROWS:
+            # row chunks keep dequantisation temporaries small (peak memory while loading)
+            parts = [np.asarray(dequantize(data[i : i + DEQUANT_CHUNK_ROWS], t.tensor_type), dtype=np.float32)
+                     for i in range(0, data.shape[0], DEQUANT_CHUNK_ROWS)]
+            arr = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+        else:
+            arr = np.asarray(dequantize(data, t.tensor_type), dtype=np.float32)
     except NotImplementedError as exc:
         raise UnsupportedQuantType(
             f"{path}: tensor {t.name!r} uses quantisation type {t.tensor_type.name}, which cannot be dequantised"
         ) from exc
-    arr = np.asarray(arr, dtype=np.float32)
-    expected = tuple(int(x) for x in reversed(t.shape))
     if arr.size != int(np.prod(expected)):
         raise ModelFormatError(f"{path}: tensor {t.name!r} has {arr.size} values, expected shape {expected}")
     return arr.reshape(expected)
