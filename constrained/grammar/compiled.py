@@ -33,7 +33,7 @@ class LexerMode:
         self._lock = threading.Lock()
         # parser-independent trie walks from a DFA state, keyed (trie fingerprint, state);
         # filled by grammar/token_masks.py
-        self.walks: dict[tuple[str, int], object] = {}
+        self.walks: dict[tuple[str, object], object] = {}
         self.dfa: LazyDFA | None
         if ids:
             self.dfa = LazyDFA(nodes, limits)
@@ -119,12 +119,12 @@ class CompiledGrammar:
         return LexState(parser, mode, mode.start, False, n_ignored)
 
     # -- stepping ------------------------------------------------------------------------
-    def finish(self, state: LexState, q: int) -> Optional[LexState]:
+    def finish(self, state: LexState, q: int) -> LexState | None:
         """End the current lexeme in DFA state ``q``: feed it to the parser (or skip it as
         ignored) and return the fresh state after it; None if it cannot end here."""
         return self.finish_lexemes(state, state.mode.accepting(q))
 
-    def finish_lexemes(self, state: LexState, acc: frozenset[int]) -> Optional[LexState]:
+    def finish_lexemes(self, state: LexState, acc: frozenset[int]) -> LexState | None:
         """End the current lexeme as any of the lexeme ids ``acc`` (see :meth:`finish`).
 
         A span that is both an expected lexeme and an ignored one is read as the
