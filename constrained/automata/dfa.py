@@ -275,7 +275,7 @@ def _group_columns(sub: np.ndarray) -> list[tuple[int, np.ndarray]]:
     integers (one uint64 for up to 64 rows, else bytes keys), so this is one numpy
     ``unique`` instead of a structured-row ``unique``.
     """
-    k, n = sub.shape
+    n = sub.shape[1]
     packed = np.packbits(sub, axis=0, bitorder="little")  # ceil(k/8) x n
     if packed.shape[0] <= 8:
         padded = np.zeros((8, n), dtype=np.uint8)

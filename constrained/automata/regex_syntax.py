@@ -151,21 +151,34 @@ class _Lowering:
     def __init__(self, pattern: str, global_flags: int, flags: int) -> None:
         self.pattern = pattern
         self.flags = flags
-        self.positions = construct_positions(pattern, bool(global_flags & re.VERBOSE))
+        self.verbose = bool(global_flags & re.VERBOSE)
+        self._positions: dict[str, list[int]] | None = None  # scanned only for errors
         self.seen: dict[str, int] = {}
-        self.item_pos: dict[int, int | None] = {}
+        self.item_pos: dict[int, tuple[str, int]] = {}
         self.first_cache: dict[int, tuple[int, bool]] = {}
         self.first_keep: list[Node] = []  # keeps ids in first_cache valid
 
     # --- errors ---------------------------------------------------------------------
-    def _locate(self, kind: str) -> int | None:
-        """Offset of the next not-yet-seen occurrence of ``kind`` (best effort)."""
+    def _occurrence(self, kind: str) -> tuple[str, int]:
+        """Count one more occurrence of ``kind`` (AST order ~ textual order)."""
         idx = self.seen.get(kind, 0)
         self.seen[kind] = idx + 1
-        found = self.positions.get(kind, [])
+        return kind, idx
+
+    def position(self, occurrence: tuple[str, int] | None) -> int | None:
+        """Character offset of an occurrence (best effort; scans the pattern once)."""
+        if occurrence is None:
+            return None
+        if self._positions is None:
+            self._positions = construct_positions(self.pattern, self.verbose)
+        kind, idx = occurrence
+        found = self._positions.get(kind, [])
         if idx < len(found):
             return found[idx]
         return found[-1] if found else None
+
+    def _locate(self, kind: str) -> int | None:
+        return self.position(self._occurrence(kind))
 
     def unsupported(self, construct: str, position: int | None, why: str = "") -> CompileError:
         """A RegexUnsupported (or RegexSyntaxError if Python itself rejects the pattern)."""
@@ -187,20 +200,27 @@ class _Lowering:
     def check(self, items: list[Item], flags: int, at_start: bool, at_end: bool) -> None:
         """Raise for unsupported constructs; anchors are allowed only at the very ends."""
         zero = [op is C.AT for op, _ in items]
+        # start_ok[i]: only zero-width items before i; end_ok[i]: only after i
+        start_ok = [True] * len(items)
+        end_ok = [True] * len(items)
+        for i in range(1, len(items)):
+            start_ok[i] = start_ok[i - 1] and zero[i - 1]
+        for i in range(len(items) - 2, -1, -1):
+            end_ok[i] = end_ok[i + 1] and zero[i + 1]
         for i, (op, av) in enumerate(items):
-            start_i = at_start and not any(not z for z in zero[:i])
-            end_i = at_end and not any(not z for z in zero[i + 1 :])
+            start_i = at_start and start_ok[i]
+            end_i = at_end and end_ok[i]
             if op is C.AT:
                 name = _AT_NAMES.get(av, str(av))
-                pos = self._locate(name)
+                occ = self._occurrence(name)
                 if av in (C.AT_BOUNDARY, C.AT_NON_BOUNDARY):
-                    raise self.unsupported(f"word boundary {name}", pos)
+                    raise self.unsupported(f"word boundary {name}", self.position(occ))
                 if av in _START_ANCHORS and not start_i:
-                    raise self.unsupported(f"anchor {name}", pos, "anchors are only supported at the very start or end of the pattern")
+                    raise self.unsupported(f"anchor {name}", self.position(occ), "anchors are only supported at the very start or end of the pattern")
                 if av in _END_ANCHORS and not end_i:
-                    raise self.unsupported(f"anchor {name}", pos, "anchors are only supported at the very start or end of the pattern")
+                    raise self.unsupported(f"anchor {name}", self.position(occ), "anchors are only supported at the very start or end of the pattern")
                 if av not in _START_ANCHORS and av not in _END_ANCHORS:
-                    raise self.unsupported(f"anchor {name}", pos)
+                    raise self.unsupported(f"anchor {name}", self.position(occ))
             elif op is C.BRANCH:
                 for alt in av[1]:
                     self.check(list(alt), flags, start_i, end_i)
@@ -210,11 +230,11 @@ class _Lowering:
             elif op in _REPEATS:
                 _lo, hi, sub = av
                 if op is C.POSSESSIVE_REPEAT:
-                    self.item_pos[id(av)] = self._locate("possessive quantifier")
+                    self.item_pos[id(av)] = self._occurrence("possessive quantifier")
                 once = hi <= 1
                 self.check(list(sub), flags, start_i and once, end_i and once)
             elif op is C.ATOMIC_GROUP:
-                self.item_pos[id(av)] = self._locate("atomic group")
+                self.item_pos[id(av)] = self._occurrence("atomic group")
                 self.check(list(av), flags, start_i, end_i)
             elif op is C.GROUPREF:
                 raise self.unsupported("backreference", self._locate("backreference"))
@@ -306,7 +326,7 @@ class _Lowering:
                 body_follow |= self.first(probe)[0]
             body = self.seq(list(sub), flags, body_follow)
             if op is C.POSSESSIVE_REPEAT:
-                self.require_possessive_safe(body, follow, self.item_pos.get(id(av)))
+                self.require_possessive_safe(body, follow, self.position(self.item_pos.get(id(av))))
             if hi_ is not None and hi_ == 1 and lo == 1:
                 return body
             if hi_ == 0:
@@ -316,7 +336,7 @@ class _Lowering:
             body = self.seq(list(av), flags, follow)
             if not _prefix_free(body):
                 raise self.unsupported(
-                    "atomic group (?>...)", self.item_pos.get(id(av)),
+                    "atomic group (?>...)", self.position(self.item_pos.get(id(av))),
                     "its language is not prefix-free, so backtracking restrictions could change the matched language")
             return body
         raise self.unsupported(f"regex operator {op}", None)  # pragma: no cover

@@ -90,18 +90,36 @@ class _Builder:
         span = 1 << shift
         if lead is None and ranges == [(0, (span << 6) - 1)]:
             return self.full(k + 1)
+        mask = span - 1
         by_digit: dict[int, list[tuple[int, int]]] = {}
+        full_spans: list[tuple[int, int]] = []
         for lo, hi in ranges:
-            for d in range(lo >> shift, (hi >> shift) + 1):
-                base = d << shift
-                by_digit.setdefault(d, []).append((max(lo, base) - base, min(hi, base + span - 1) - base))
+            dlo, dhi = lo >> shift, hi >> shift
+            if dlo == dhi:
+                base = dlo << shift
+                by_digit.setdefault(dlo, []).append((lo - base, hi - base))
+                continue
+            start, end = dlo, dhi
+            if lo & mask:
+                by_digit.setdefault(dlo, []).append((lo & mask, mask))
+                start += 1
+            if hi & mask != mask:
+                by_digit.setdefault(dhi, []).append((0, hi & mask))
+                end -= 1
+            if start <= end:
+                full_spans.append((start, end))
+        full_child = self.full(k)
+        pieces: list[tuple[int, int, Node]] = [(a, b, full_child) for a, b in full_spans]
+        for d, sub in by_digit.items():
+            child = full_child if sub == [(0, mask)] else self.build(sub, k - 1, None)
+            pieces.append((d, d, child))
+        pieces.sort(key=lambda p: p[0])
         groups: list[tuple[int, int, Node]] = []
-        for d in sorted(by_digit):
-            child = self.full(k) if by_digit[d] == [(0, span - 1)] else self.build(by_digit[d], k - 1, None)
-            if groups and groups[-1][1] == d - 1 and groups[-1][2] is child:
-                groups[-1] = (groups[-1][0], d, child)
+        for d1, d2, child in pieces:
+            if groups and groups[-1][1] == d1 - 1 and groups[-1][2] is child:
+                groups[-1] = (groups[-1][0], d2, child)
             else:
-                groups.append((d, d, child))
+                groups.append((d1, d2, child))
         prefix = 0x80 if lead is None else lead
         items: list[Node] = []
         for d1, d2, child in groups:
