@@ -112,3 +112,11 @@ def test_state_set_limit_raises() -> None:
 def test_time_limit_raises() -> None:
     with pytest.raises(ConstraintTooComplex, match="max_seconds"):
         LazyDFA([parse_regex(r"x{60000}")], Limits(max_seconds=0.0))
+
+
+def test_template_flag_refused_and_debug_flag_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(RegexUnsupported, match="TEMPLATE"):
+        parse_regex("a*", 1)
+    dfa = LazyDFA([parse_regex("ab", re.DEBUG)])
+    assert dfa.matches(b"ab")
+    assert capsys.readouterr().out == ""

@@ -80,12 +80,13 @@ class LazyDFA:
         kinds = nfa.kind[members]
         accepts = members[kinds == KIND_ACCEPT]
         acc = tuple(sorted(set(nfa.lexeme[accepts].tolist())))
-        self._sets.append(states)
+        # fill every per-state record before publishing the id (readers never lock)
+        self._accepting[sid] = bool(acc)
         self._byte_states.append(members[kinds == KIND_BYTE])
-        self._index[states] = sid
         self._acc_lex.append(acc)
         self._live_lex.append(tuple(sorted(set(nfa.lexeme[members].tolist()))))
-        self._accepting[sid] = bool(acc)
+        self._sets.append(states)
+        self._index[states] = sid
         return sid
 
     def _grow(self, cap: int) -> None:

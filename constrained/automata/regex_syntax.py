@@ -41,6 +41,7 @@ _START_ANCHORS = (C.AT_BEGINNING, C.AT_BEGINNING_STRING)
 _END_ANCHORS = (C.AT_END, C.AT_END_STRING)
 _REPEATS = (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT)
 _ALL_BYTES = (1 << 256) - 1
+_TEMPLATE = 1  # re.TEMPLATE / SRE_FLAG_TEMPLATE (deprecated; changes repeat semantics)
 
 
 def parse_regex(pattern: str, flags: int = 0) -> Node:
@@ -52,7 +53,10 @@ def parse_regex(pattern: str, flags: int = 0) -> Node:
     """
     if not isinstance(pattern, str):
         raise RegexSyntaxError(f"regex pattern must be str, not {type(pattern).__name__}")
-    return _parse_cached(pattern, int(flags))
+    flags = int(flags)
+    if flags & _TEMPLATE:
+        raise RegexUnsupported("the re.TEMPLATE flag (no backtracking) is not supported")
+    return _parse_cached(pattern, flags & ~re.DEBUG)
 
 
 @lru_cache(maxsize=1024)
