@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from .automata.ast import Node, alt, literal
 from .errors import CompileError
 from .masks.bitmask import bitmask_words
 from .masks.trie import TokenTrie
-from .masks.walk import token_end_states, walk
+from .masks.walk import live_tokens, walk_sparse
 from .matcher import Constraint, Matcher
 from .vocab import Vocabulary
 
@@ -31,17 +30,60 @@ __all__ = ["RegexConstraint", "RegexMatcher", "StateMasks", "compile_regex", "co
 _STATE_CACHE_BYTES = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+# transitions a walk may take on the uncompressed trie before the class-compressed one is built
+_BYTE_TRIE_BUDGET = 20_000
+# allowed-token count up to which the token -> end-state lookup is a dict, not a dense array
+_DICT_LOOKUP_MAX = 4096
+# advances from one (large) state after which its dense token -> end-state table is built
+_DENSE_AFTER = 4
+
+
 class StateMasks:
-    """Cached walk result of one DFA state: allowed non-EOS tokens and where each leads."""
+    """Cached walk result of one DFA state: allowed non-EOS tokens and where each leads.
 
-    words: np.ndarray      # int32[ceil(W/32)] bitmask of allowed text tokens (read-only)
-    token_ids: np.ndarray  # int32[k] allowed token ids, ascending
-    end_states: np.ndarray  # int32[k] DFA state after each allowed token
+    ``words``: read-only int32 bitmask row; ``token_ids`` / ``end_states``: the allowed
+    tokens (walk order) and the DFA state after each. ``end_state(tid)`` is a dict lookup
+    for few tokens; for many, the DFA steps the token's bytes until this state has been
+    advanced from a few times, then a dense table is built (so cold walks stay cheap).
+    """
 
-    @property
-    def nbytes(self) -> int:
-        return int(self.words.nbytes + self.token_ids.nbytes + self.end_states.nbytes)
+    __slots__ = ("state", "words", "token_ids", "end_states", "_lookup", "_misses", "_dfa",
+                 "_tokens", "nbytes")
+
+    def __init__(self, state: int, words: np.ndarray, token_ids: np.ndarray,
+                 end_states: np.ndarray, dfa: Any, tokens: tuple[bytes, ...]) -> None:
+        self.state = state
+        self.words = words
+        self.token_ids = token_ids
+        self.end_states = end_states
+        self._lookup: dict[int, int] | np.ndarray | None = None
+        self._misses = 0
+        self._dfa = dfa
+        self._tokens = tokens
+        if token_ids.shape[0] <= _DICT_LOOKUP_MAX:
+            self._lookup = dict(zip(token_ids.tolist(), end_states.tolist()))
+            extra = 100 * token_ids.shape[0]
+        else:
+            extra = 4 * len(tokens)  # room for the dense table
+        self.nbytes = int(words.nbytes + token_ids.nbytes + end_states.nbytes + extra)
+
+    def end_state(self, token_id: int) -> int:
+        """DFA state after token ``token_id`` (0 if it is not allowed here)."""
+        lookup = self._lookup
+        if isinstance(lookup, dict):
+            return lookup.get(token_id, 0)
+        if lookup is not None:
+            return int(lookup[token_id]) if token_id < lookup.shape[0] else 0
+        if token_id >= len(self._tokens) or not (int(self.words[token_id >> 5]) >> (token_id & 31)) & 1:
+            return 0
+        self._misses += 1
+        if self._misses >= _DENSE_AFTER:
+            dense = np.zeros(len(self._tokens), dtype=np.int32)
+            dense[self.token_ids] = self.end_states
+            dense.setflags(write=False)
+            self._lookup = dense  # benign race: every thread builds the same table
+            return int(dense[token_id])
+        return int(self._dfa.walk(self.state, self._tokens[token_id]))
 
 
 class RegexConstraint(Constraint):
@@ -59,6 +101,7 @@ class RegexConstraint(Constraint):
             where = f" {source!r}" if source is not None else ""
             raise CompileError(f"the constraint{where} matches no string at all")
         self.trie = TokenTrie.for_vocab(vocab)
+        self._walk_trie: TokenTrie | None = None  # trie compressed by the DFA's byte classes
         self._n_words = bitmask_words(vocab.logit_width)
         self._states: dict[int, StateMasks] = {}
         self._cached_bytes = 0
@@ -87,14 +130,27 @@ class RegexConstraint(Constraint):
         entry = self._states.get(state)
         if entry is not None:
             return entry
-        node_states = walk(self.trie, self.dfa, state)
-        ids, ends = token_end_states(self.trie, node_states)
+        trie = self._walk_trie
+        result = None
+        if trie is None:
+            # small walks run on the shared byte trie; the first big one pays for a trie
+            # compressed by this DFA's byte classes, which all later walks then use
+            result = walk_sparse(self.trie, self.dfa, state, max_steps=_BYTE_TRIE_BUDGET)
+            if result is not None:
+                trie = self.trie
+            else:
+                trie = self.trie.compress(self.dfa.class_of)
+                object.__setattr__(self, "_walk_trie", trie)
+        if result is None:
+            result = walk_sparse(trie, self.dfa, state)
+            assert result is not None
+        ids, ends = live_tokens(trie, *result)
         allowed = np.zeros(self._n_words * 32, dtype=bool)
         allowed[ids] = True
         words = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
         for a in (words, ids, ends):
             a.setflags(write=False)
-        entry = StateMasks(words, ids, ends)
+        entry = StateMasks(state, words, ids, ends, self.dfa, self.vocab.tokens)
         with self._lock:
             existing = self._states.get(state)
             if existing is not None:
@@ -131,12 +187,8 @@ class RegexMatcher(Matcher[int]):
         return self._masks(state).words
 
     def _advance_token(self, state: int, token_id: int) -> int | None:
-        entry = self._masks(state)
-        ids = entry.token_ids
-        k = int(np.searchsorted(ids, token_id))
-        if k < ids.shape[0] and ids[k] == token_id:
-            return int(entry.end_states[k])
-        return None
+        end = self._masks(state).end_state(token_id)
+        return end if end > 0 else None
 
     def _advance_bytes(self, state: int, data: bytes) -> int | None:
         end = self._constraint._run(state, data)

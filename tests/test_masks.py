@@ -11,6 +11,7 @@ from constrained.masks import (
     TokenTrie, allocate_token_bitmask, apply_token_bitmask, bitmask_to_bool, bitmask_words,
     bool_to_bitmask, check_bitmask, token_end_states, walk,
 )
+from constrained.masks.walk import live_tokens, walk_sparse
 from constrained.vocab import Vocabulary
 
 
@@ -139,15 +140,23 @@ class TableDFA:
 
     def __init__(self, table: np.ndarray) -> None:
         self.table = table.astype(np.int32)
-        self.calls = 0
+        self.steps = 0  # transitions taken, vectorised or scalar
 
     def step(self, state: int, byte: int) -> int:
+        assert state > 0, "the walk must never step dead states"
+        self.steps += 1
         return int(self.table[state, byte])
 
     def step_many(self, states: np.ndarray, data: np.ndarray) -> np.ndarray:
-        self.calls += 1
+        self.steps += len(states)
         assert (np.asarray(states) > 0).all(), "the walk must never step dead states"
         return self.table[states, data]
+
+
+class VectorOnlyDFA(TableDFA):
+    """The same double without a scalar ``step``: the walk must use levels only."""
+
+    step = None  # type: ignore[assignment]
 
 
 def _random_dfa(seed: int, n_states: int = 6, density: float = 0.4) -> TableDFA:
@@ -173,13 +182,42 @@ def test_walk_matches_token_by_token_stepping(seed: int, load_vocab) -> None:
     trie = TokenTrie.for_vocab(vocab)
     dfa = _random_dfa(seed, density=0.97)  # dense: long tokens survive, deep levels get walked
     state = 1 + seed % 5
-    node_states = walk(trie, dfa, state)
-    ids, ends = token_end_states(trie, node_states)
     ref = {i: _token_end(dfa, state, vocab.tokens[i]) for i in vocab.text_token_ids.tolist()}
     expected_ids = [i for i, e in ref.items() if e > 0]
-    assert ids.tolist() == expected_ids
-    assert ends.tolist() == [ref[i] for i in expected_ids]
-    assert node_states[0] == state
+    for automaton in (dfa, VectorOnlyDFA(dfa.table)):
+        node_states = walk(trie, automaton, state)
+        ids, ends = token_end_states(trie, node_states)
+        assert ids.tolist() == expected_ids
+        assert ends.tolist() == [ref[i] for i in expected_ids]
+        assert node_states[0] == state
+        # the sparse form lists the same live nodes, and its token extraction agrees
+        nodes, states = walk_sparse(trie, automaton, state)
+        assert sorted(nodes.tolist()) == np.flatnonzero(node_states).tolist()
+        tids, tends = live_tokens(trie, nodes, states)
+        assert dict(zip(tids.tolist(), tends.tolist())) == {i: ref[i] for i in expected_ids}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compressed_trie_walk_equals_byte_trie_walk(seed: int, load_vocab) -> None:
+    """Merging edges by byte class (a partition the DFA respects) keeps every token's end state."""
+    vocab = load_vocab("llama-spm")
+    trie = TokenTrie.for_vocab(vocab)
+    rng = np.random.default_rng(seed)
+    class_of = rng.integers(0, 4 + seed, size=256)
+    n_states = 7
+    per_class = rng.integers(0, n_states, size=(n_states, class_of.max() + 1))
+    per_class[rng.random(per_class.shape) < 0.15] = 0
+    per_class[0] = 0
+    dfa = TableDFA(per_class[:, class_of])  # columns equal inside a class
+    small = trie.compress(class_of)
+    assert small.n_nodes < trie.n_nodes and trie.compress(class_of) is small
+    assert small.token_ids is trie.token_ids
+    for state in range(1, n_states):
+        a = token_end_states(trie, walk(trie, dfa, state))
+        b = token_end_states(small, walk(small, dfa, state))
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert int(small.subtree_size[0]) == small.n_nodes
+    assert int(trie.subtree_size[0]) == trie.n_nodes
 
 
 def test_walk_prunes_dead_subtrees() -> None:
@@ -194,5 +232,7 @@ def test_walk_prunes_dead_subtrees() -> None:
     node_states = walk(trie, dfa, 1)
     ids, ends = token_end_states(trie, node_states)
     assert ids.tolist() == [0, 1, 2] and ends.tolist() == [2, 2, 2]
-    assert dfa.calls == 3  # levels 1..3 only: the 30-byte token's subtree is never entered
+    assert dfa.steps == 5  # a, b, c, then ab, abc: dead subtrees (b..., c*30) never entered
+    vec = VectorOnlyDFA(table)
+    assert np.array_equal(walk(trie, vec, 1), node_states) and vec.steps == 5
     assert (walk(trie, dfa, 0) == 0).all()

@@ -7,8 +7,10 @@ bytes). One trie per vocabulary content, cached by ``Vocabulary.fingerprint``.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,8 @@ class TokenTrie:
     nodes ``child_start[n]:child_end[n]``. Level ``d`` is nodes
     ``level_offsets[d]:level_offsets[d+1]``. ``token_ids[k]`` ends at node ``token_nodes[k]``
     (ids ascending); ``node_of_token[id]`` is -1 for tokens not in the trie.
+    ``node_token_ptr`` / ``node_token_ids`` list the tokens ending at each node (CSR), and
+    ``subtree_size`` bounds the work below a node, so walks can pick a strategy.
     """
 
     fingerprint: str
@@ -44,6 +48,9 @@ class TokenTrie:
     token_ids: np.ndarray     # int32[k], ascending
     token_nodes: np.ndarray   # int32[k]
     node_of_token: np.ndarray  # int32[len(vocab)]
+    subtree_size: np.ndarray   # int32[n_nodes]: nodes in the subtree (itself included)
+    node_token_ptr: np.ndarray  # int32[n_nodes + 1]: tokens ending at node n are
+    node_token_ids: np.ndarray  # node_token_ids[node_token_ptr[n]:node_token_ptr[n + 1]]
 
     @property
     def n_nodes(self) -> int:
@@ -82,19 +89,85 @@ class TokenTrie:
         token_nodes = np.fromiter((index[t] for t in toks), dtype=np.int32, count=len(toks))
         node_of_token = np.full(len(vocab.tokens), -1, dtype=np.int32)
         node_of_token[ids] = token_nodes
+        return TokenTrie._assemble(vocab.fingerprint, parent, byte, depth,
+                                   np.asarray(offsets, dtype=np.int64), np.array(ids, dtype=np.int32),
+                                   token_nodes, node_of_token)
+
+    @staticmethod
+    def _assemble(fingerprint: str, parent: np.ndarray, byte: np.ndarray, depth: np.ndarray,
+                  offsets: np.ndarray, token_ids: np.ndarray, token_nodes: np.ndarray,
+                  node_of_token: np.ndarray) -> "TokenTrie":
+        """Derive child ranges, subtree sizes and the node->tokens index; freeze everything."""
+        n = parent.shape[0]
+        nodes = np.arange(n, dtype=np.int32)
+        child_start = np.searchsorted(parent, nodes, side="left").astype(np.int32)
+        child_end = np.searchsorted(parent, nodes, side="right").astype(np.int32)
+        size = np.ones(n, dtype=np.int64)
+        for d in range(offsets.shape[0] - 2, 0, -1):
+            lo, hi = int(offsets[d]), int(offsets[d + 1])
+            plo, phi = int(offsets[d - 1]), int(offsets[d])
+            size[plo:phi] += np.bincount(parent[lo:hi] - plo, weights=size[lo:hi],
+                                         minlength=phi - plo).astype(np.int64)
+        order = np.argsort(token_nodes, kind="stable")
+        ptr = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.bincount(token_nodes, minlength=n), out=ptr[1:])
         return TokenTrie(
-            fingerprint=vocab.fingerprint,
-            parent=_readonly(parent), byte=_readonly(byte), depth=_readonly(depth),
-            level_offsets=_readonly(np.asarray(offsets, dtype=np.int64)),
+            fingerprint=fingerprint,
+            parent=_readonly(parent.astype(np.int32)), byte=_readonly(byte.astype(np.uint8)),
+            depth=_readonly(depth.astype(np.int32)), level_offsets=_readonly(offsets),
             child_start=_readonly(child_start), child_end=_readonly(child_end),
-            token_ids=_readonly(np.array(ids, dtype=np.int32)),
-            token_nodes=_readonly(token_nodes), node_of_token=_readonly(node_of_token),
+            token_ids=_readonly(token_ids), token_nodes=_readonly(token_nodes.astype(np.int32)),
+            node_of_token=_readonly(node_of_token.astype(np.int32)),
+            subtree_size=_readonly(size.astype(np.int32)), node_token_ptr=_readonly(ptr),
+            node_token_ids=_readonly(token_ids[order].astype(np.int32)),
         )
 
     @staticmethod
     def for_vocab(vocab: Vocabulary) -> "TokenTrie":
         """The trie of ``vocab``, built once per vocabulary fingerprint (bounded cache)."""
         return _TRIE_CACHE.get(vocab)
+
+    def compress(self, class_of: np.ndarray) -> "TokenTrie":
+        """This trie with sibling edges merged when their bytes are in the same class.
+
+        ``class_of`` (``[256]`` ints) must be a partition every automaton that walks the
+        result treats uniformly (a DFA's byte equivalence classes): then a walk over the
+        compressed trie gives every token the same end state as over the byte trie, while
+        visiting far fewer nodes (all-letter tokens collapse per class sequence). Each
+        compressed edge keeps one representative byte of its class. Cached per partition.
+        """
+        cls = np.asarray(class_of, dtype=np.int64)
+        if cls.shape != (256,):
+            raise ValueError(f"class_of must have 256 entries, got shape {cls.shape}")
+        key = (self.fingerprint, hashlib.sha1(cls.tobytes()).hexdigest())
+        return _COMPRESSED_CACHE.get_or_build(key, lambda: self._compress(cls, key[1][:16]))
+
+    def _compress(self, cls: np.ndarray, tag: str) -> "TokenTrie":
+        n_cls = int(cls.max()) + 1
+        node_cls = cls[self.byte]
+        new_id = np.zeros(self.n_nodes, dtype=np.int64)
+        parents: list[np.ndarray] = [np.full(1, -1, dtype=np.int64)]
+        reps: list[np.ndarray] = [np.zeros(1, dtype=np.uint8)]
+        depths: list[np.ndarray] = [np.zeros(1, dtype=np.int32)]
+        offsets = [0, 1]
+        offs = self.level_offsets
+        for d in range(1, self.max_depth + 1):
+            lo, hi = int(offs[d]), int(offs[d + 1])
+            keys = new_id[self.parent[lo:hi]] * n_cls + node_cls[lo:hi]
+            # keys sorted ascending = (compressed parent, class): children stay contiguous
+            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            new_id[lo:hi] = offsets[-1] + inverse
+            parents.append(uniq // n_cls)
+            reps.append(self.byte[lo + first])
+            depths.append(np.full(uniq.shape[0], d, dtype=np.int32))
+            offsets.append(offsets[-1] + int(uniq.shape[0]))
+        token_nodes = new_id[self.token_nodes].astype(np.int32)
+        node_of_token = np.where(self.node_of_token >= 0,
+                                 new_id[np.maximum(self.node_of_token, 0)], -1).astype(np.int32)
+        return TokenTrie._assemble(f"{self.fingerprint}/classes:{tag}",
+                                   np.concatenate(parents).astype(np.int32), np.concatenate(reps),
+                                   np.concatenate(depths), np.asarray(offsets, dtype=np.int64),
+                                   self.token_ids, token_nodes, node_of_token)
 
 
 class _TrieCache:
@@ -121,4 +194,27 @@ class _TrieCache:
         return trie
 
 
+class _KeyedCache:
+    """Bounded LRU of immutable values under explicit keys (thread-safe)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[object, TokenTrie] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: object, build: Callable[[], TokenTrie]) -> TokenTrie:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+        return value
+
+
 _TRIE_CACHE = _TrieCache()
+_COMPRESSED_CACHE = _KeyedCache(capacity=64)

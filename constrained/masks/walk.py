@@ -8,19 +8,91 @@ DFAs and lexer DFAs of grammars alike.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .trie import TokenTrie
 
-__all__ = ["StepMany", "walk", "token_end_states"]
+__all__ = ["StepMany", "walk", "walk_sparse", "token_end_states", "live_tokens"]
 
 
 class StepMany(Protocol):
-    """What a walk needs from an automaton: vectorised transitions, 0 = dead state."""
+    """What a walk needs from an automaton: vectorised transitions, 0 = dead state.
+
+    Automata that also have a scalar ``step(state, byte)`` let the walk finish small,
+    deep frontiers (long tokens) node by node instead of one numpy round per level.
+    """
 
     def step_many(self, states: np.ndarray, data: np.ndarray) -> np.ndarray: ...
+
+
+# finish the walk node by node once the subtrees left hold at most this many nodes
+_SCALAR_FINISH_NODES = 96
+
+
+def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int,
+                max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The live nodes of a walk from ``state`` and their states: (int32[m], int32[m]), root first.
+
+    Level by level, one ``step_many`` per level over the children of live nodes only;
+    when the remaining subtrees are small the rest is stepped node by node. With
+    ``max_steps``, gives up (returns None) once more transitions than that were needed.
+    """
+    budget = -1 if max_steps is None else max_steps
+    if state <= 0:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    node_parts = [np.zeros(1, dtype=np.int32)]
+    state_parts = [np.full(1, state, dtype=np.int32)]
+    frontier, states = node_parts[0], state_parts[0]
+    cs, ce, byte, size = trie.child_start, trie.child_end, trie.byte, trie.subtree_size
+    step = getattr(dfa, "step", None)
+    while frontier.size:
+        if step is not None and int(size[frontier].sum()) - frontier.size <= _SCALAR_FINISH_NODES:
+            extra_nodes, extra_states = _finish_scalar(trie, step, frontier.tolist(), states.tolist())
+            node_parts.append(np.asarray(extra_nodes, dtype=np.int32))
+            state_parts.append(np.asarray(extra_states, dtype=np.int32))
+            break
+        starts = cs[frontier]
+        counts = ce[frontier] - starts
+        has = counts > 0
+        if not has.all():
+            starts, counts, states = starts[has], counts[has], states[has]
+        total = int(counts.sum())
+        if total == 0:
+            break
+        if budget >= 0:
+            budget -= total
+            if budget < 0:
+                return None
+        # children of each frontier node are contiguous: expand the ranges in one go
+        ends = np.cumsum(counts)
+        children = np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)
+        nxt = np.asarray(dfa.step_many(np.repeat(states, counts), byte[children]), dtype=np.int32)
+        live = nxt > 0
+        frontier = children[live]
+        states = nxt[live]
+        node_parts.append(frontier)
+        state_parts.append(states)
+    return np.concatenate(node_parts), np.concatenate(state_parts)
+
+
+def _finish_scalar(trie: TokenTrie, step: Any, frontier: list[int],
+                   states: list[int]) -> tuple[list[int], list[int]]:
+    """Depth-first rest of a walk below ``frontier`` (small subtrees), one byte at a time."""
+    cs, ce, byte = trie.child_start, trie.child_end, trie.byte
+    out_nodes: list[int] = []
+    out_states: list[int] = []
+    stack = list(zip(frontier, states))
+    while stack:
+        node, st = stack.pop()
+        for child in range(int(cs[node]), int(ce[node])):
+            nxt = step(st, int(byte[child]))
+            if nxt > 0:
+                out_nodes.append(child)
+                out_states.append(nxt)
+                stack.append((child, nxt))
+    return out_nodes, out_states
 
 
 def walk(trie: TokenTrie, dfa: StepMany, state: int) -> np.ndarray:
@@ -29,34 +101,30 @@ def walk(trie: TokenTrie, dfa: StepMany, state: int) -> np.ndarray:
     The root gets ``state`` itself. Children of dead nodes are never visited.
     """
     out = np.zeros(trie.n_nodes, dtype=np.int32)
-    if state <= 0:
-        return out
-    out[0] = state
-    frontier = np.zeros(1, dtype=np.int32)
-    states = np.full(1, state, dtype=np.int32)
-    cs, ce, byte = trie.child_start, trie.child_end, trie.byte
-    while frontier.size:
-        starts = cs[frontier]
-        counts = ce[frontier] - starts
-        total = int(counts.sum())
-        if total == 0:
-            break
-        keep_parent = counts > 0
-        if not keep_parent.all():
-            starts, counts, states = starts[keep_parent], counts[keep_parent], states[keep_parent]
-        # children of each frontier node are contiguous: expand the ranges in one go
-        ends = np.cumsum(counts)
-        children = np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)
-        nxt = np.asarray(dfa.step_many(np.repeat(states, counts), byte[children]), dtype=np.int32)
-        live = nxt > 0
-        frontier = children[live]
-        states = nxt[live]
-        out[frontier] = states
+    result = walk_sparse(trie, dfa, state)
+    assert result is not None  # no budget given
+    out[result[0]] = result[1]
     return out
 
 
 def token_end_states(trie: TokenTrie, node_states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From a walk: (ascending ids of tokens whose bytes stay alive, their end states)."""
+    """From a dense walk: (ascending ids of tokens whose bytes stay alive, their end states)."""
     ends = node_states[trie.token_nodes]
     ok = ends > 0
     return trie.token_ids[ok], ends[ok]
+
+
+def live_tokens(trie: TokenTrie, nodes: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From a sparse walk: (ids of tokens ending at live nodes, their end states), in node order.
+
+    Costs O(live nodes + allowed tokens), independent of the vocabulary size.
+    """
+    ptr = trie.node_token_ptr
+    starts = ptr[nodes]
+    counts = ptr[nodes + 1] - starts
+    has = counts > 0
+    starts, counts, st = starts[has], counts[has], states[has]
+    total = int(counts.sum())
+    ends = np.cumsum(counts)
+    idx = np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)
+    return trie.node_token_ids[idx], np.repeat(st, counts)
