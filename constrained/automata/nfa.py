@@ -271,27 +271,18 @@ def _estimate(node: Node, memo: dict[int, int]) -> int:
         res = 1 + max(copies, 1) * (_estimate(node.item, memo) + 1)
     elif isinstance(node, Not):
         res = 1 + _estimate(node.item, memo)
+    elif isinstance(node, (Concat, Alt)) and _flat_size(node) is not None:
+        res = _flat_size(node) or 1
     elif isinstance(node, (Concat, Alt, And)):
-        parts = [_estimate(it, memo) for it in node.items]
-        res = 1 + sum(parts)
-        if not isinstance(node, And) and res > 64 and _flat(node):
-            res = _distinct(node)
+        res = 1 + sum(_estimate(it, memo) for it in node.items)
     else:
         res = 1
     memo[key] = res
     return res
 
 
-def _flat(node: Node) -> bool:
-    """No Repeat/And/Not below ``node``."""
-    if isinstance(node, ByteSet):
-        return True
-    if isinstance(node, (Concat, Alt)):
-        return all(_flat(it) for it in node.items)
-    return False
-
-
-def _distinct(node: Node) -> int:
+def _flat_size(node: Node) -> int | None:
+    """Distinct nodes of a DAG of only ByteSet/Concat/Alt, or None if it has others."""
     seen: set[int] = set()
     stack = [node]
     while stack:
@@ -301,6 +292,8 @@ def _distinct(node: Node) -> int:
         seen.add(id(n))
         if isinstance(n, (Concat, Alt)):
             stack.extend(n.items)
+        elif not isinstance(n, ByteSet):
+            return None
     return len(seen)
 
 
@@ -350,8 +343,20 @@ def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
         matrix = np.unpackbits(raw.reshape(len(b.labels), 32), axis=1, bitorder="little").astype(bool)
     else:
         matrix = np.zeros((0, 256), dtype=bool)
-    _, first_idx, class_of = np.unique(matrix.T, axis=0, return_index=True, return_inverse=True)
-    class_of = class_of.reshape(-1).astype(np.int32)
+    # group the 256 bytes by their column (which labels contain them)
+    columns = np.packbits(matrix.T, axis=1) if len(b.labels) else np.zeros((256, 0), np.uint8)
+    signature: dict[bytes, int] = {}
+    class_list: list[int] = []
+    first: list[int] = []
+    for byte in range(256):
+        key = columns[byte].tobytes()
+        cls = signature.get(key)
+        if cls is None:
+            cls = signature[key] = len(first)
+            first.append(byte)
+        class_list.append(cls)
+    class_of = np.array(class_list, dtype=np.int32)
+    first_idx = np.array(first, dtype=np.intp)
     n_classes = len(first_idx)
     class_bytes = [np.flatnonzero(class_of == c).astype(np.uint8) for c in range(n_classes)]
     label_cls = matrix[:, first_idx] if len(b.labels) else np.zeros((0, n_classes), dtype=bool)
