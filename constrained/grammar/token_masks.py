@@ -5,8 +5,8 @@ crosses one or more lexeme boundaries. Everything except the parser is independe
 the parse: a *lexer walk* advances a frontier of trie nodes with one vectorised DFA step
 per level and returns (a) the nodes that stay inside the lexeme and (b) per accepting
 DFA state, the nodes whose byte ended a lexeme there. Lexer walks are cached on the
-lexer mode, keyed by where they start (the root in a DFA state, or the node group a
-previous walk ended), so across steps and sequences they are computed once.
+lexer mode, keyed by where they start (the root in a DFA state, or the content of the
+node group a previous walk ended), so across steps and sequences they are computed once.
 
 A mask is then a small recursion over boundary groups: per group the parser is asked
 once (finish the lexeme; a parser scan, memoised on the Earley set), and the group's
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConstraintTooComplex
 from ..masks.bitmask import bool_to_bitmask
 from ..masks.trie import TokenTrie
 from .compiled import CompiledGrammar, LexerMode, LexState
@@ -29,36 +30,52 @@ _EMPTY = np.zeros(0, dtype=np.int32)
 
 def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
                   max_visits: int = 100_000) -> np.ndarray:
-    """bool[n_nodes]: trie nodes whose bytes, fed from ``state``, keep the output viable."""
+    """bool[n_nodes]: trie nodes whose bytes, fed from ``state``, keep the output viable.
+
+    Runs in rounds: every context (parser set, mode, ignore count) reached in a round is
+    walked once over the union of the node groups that reached it, so a context reached
+    through several boundaries (``)`` after NUMBER and after NAME) costs one walk.
+    """
     ok = np.zeros(trie.n_nodes, dtype=bool)
     if state.mode.dfa is None:
         return ok
-    # work items: (context state, walk key, entry nodes or None for the root)
-    root_key: tuple[object, ...] = ("root", state.q)
-    work: list[tuple[LexState, tuple[object, ...], np.ndarray | None]] = [
-        (state, root_key, None)]
-    seen: set[tuple[object, ...]] = set()
-    visits = 0
-    while work:
-        ctx, key, entry = work.pop()
-        sig = (ctx.parser, ctx.mode, ctx.n_ignored, key)
-        if sig in seen:
-            continue
-        seen.add(sig)
-        visits += 1
-        if visits > max_visits:
-            from ..errors import ConstraintTooComplex
-
-            raise ConstraintTooComplex(f"token mask needed more than {max_visits} lexer walks")
-        live, groups = lexer_walk(trie, ctx.mode, key, ctx.q, entry)
-        if live.size:
-            ok[live] = True
-        for acc, nodes in groups:
-            nxt = cg.finish_lexemes(ctx, acc)
-            if nxt is None or nxt.mode.dfa is None:
-                continue
-            work.append((nxt, (ctx.mode, key, acc), nodes))
+    live, groups = lexer_walk(trie, state.mode, ("root", state.q), state.q, None)
+    ok[live] = True
+    visits = 1
+    rnd: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]] = {}
+    _spread(cg, state, groups, rnd)
+    while rnd:
+        nxt_round: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]] = {}
+        for ctx, parts in rnd.values():
+            visits += 1
+            if visits > max_visits:
+                raise ConstraintTooComplex(
+                    f"token mask needed more than {max_visits} lexer walks")
+            nodes = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+            # a node group is named by its content: the same nodes entered in the same
+            # mode give the same walk whatever path led there (shared across masks)
+            live, groups = lexer_walk(trie, ctx.mode, ("entry", nodes.tobytes()), ctx.q, nodes)
+            if live.size:
+                ok[live] = True
+            _spread(cg, ctx, groups, nxt_round)
+        rnd = nxt_round
     return ok
+
+
+def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[tuple[frozenset[int], np.ndarray]],
+            into: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]]) -> None:
+    """Finish the lexeme of each group through the parser; file its nodes under the
+    context that follows (merging groups that reach the same context)."""
+    for acc, nodes in groups:
+        nxt = cg.finish_lexemes(ctx, acc)
+        if nxt is None or nxt.mode.dfa is None:
+            continue
+        sig = (nxt.parser, nxt.mode, nxt.n_ignored)
+        entry = into.get(sig)
+        if entry is None:
+            into[sig] = (nxt, [nodes])
+        else:
+            entry[1].append(nodes)
 
 
 def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int,
@@ -67,7 +84,7 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
 
     ``entry is None``: from the root in DFA state ``q``. Otherwise ``entry`` are nodes
     whose byte starts a new lexeme (from ``mode.start``); ``key`` names that node group
-    (it is derived from the walk that produced it, so equal keys mean equal groups).
+    (its content, so equal keys mean equal groups).
     """
     cache_key = (trie.fingerprint, key)
     found = mode.walks.get(cache_key)
