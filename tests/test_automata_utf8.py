@@ -114,3 +114,32 @@ def test_invalid_utf8_is_dead_or_rejected(data: bytes) -> None:
     assert not dfa.is_accepting(state)
     if len(data) > 1 and data not in (b"\xe2\x82", b"\xf0\x9f\x98"):
         assert state == DEAD
+
+
+def test_case_insensitive_literals_for_every_cased_character() -> None:
+    """``(?i)c`` for every cased code point: our code-point set equals what ``re``
+    matches among all characters that could match (cased ones and their lower-case
+    images; anything else is not a case variant of anything)."""
+    import _sre
+
+    from constrained.automata.charsets import literal_ranges
+
+    cased = [cp for cp in SCALARS if _sre.unicode_iscased(cp)]
+    universe = sorted(set(cased) | {_sre.unicode_tolower(cp) for cp in cased})
+    text = "".join(map(chr, universe))
+    uni = np.array(universe)
+    mismatches = []
+    for cp in cased:
+        ranges = literal_ranges(cp, re.IGNORECASE | re.UNICODE)
+        ours = np.zeros(len(uni), dtype=bool)
+        outside = 0
+        for lo, hi in ranges:
+            ours |= (uni >= lo) & (uni <= hi)
+            outside += (hi - lo + 1) - int(((uni >= lo) & (uni <= hi)).sum())
+        rx = re.compile("(?i)" + re.escape(chr(cp)))
+        expected = np.zeros(len(uni), dtype=bool)
+        for m in rx.finditer(text):
+            expected[m.start()] = True
+        if outside or not np.array_equal(ours, expected):
+            mismatches.append(hex(cp))
+    assert not mismatches, mismatches[:20]
