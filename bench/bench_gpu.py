@@ -42,6 +42,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,9 @@ def bench_decode(opts: argparse.Namespace, vocab_cache: dict[str, Any]) -> list[
             rows.append({"backend": name, "device": device, "skipped": str(exc)})
             continue
         if name == "torch":
-            model.backend.torch.set_num_threads(opts.threads)
+            import torch
+
+            torch.set_num_threads(opts.threads)
         if "vocab" not in vocab_cache:
             vocab_cache["vocab"] = constrained.Vocabulary.from_model(model)
             vocab_cache["constraint"] = constrained.compile_regex(RECORDS, vocab_cache["vocab"])
@@ -161,17 +164,17 @@ def bench_apply(opts: argparse.Namespace) -> list[dict[str, Any]]:
             bits_dev = torch.from_numpy(packed).to(device)
             work = base.clone()
             row: dict[str, Any] = {"device": device, "batch": batch, "width": width}
-            med, p90 = _time(lambda tb=tb, w=work, b=bits_dev: tb.apply_bitmask(w, b), sync, opts.apply_reps)
+            med, p90 = _time(partial(tb.apply_bitmask, work, bits_dev), sync, opts.apply_reps)
             row["ours_torch_us"], row["ours_torch_p90_us"] = round(med, 1), round(p90, 1)
             expected = work.clone()
             if device == "cpu":
                 host = base.numpy().copy()
-                med, _ = _time(lambda h=host, b=packed: apply_token_bitmask(h, b), lambda: None, opts.apply_reps)
+                med, _ = _time(partial(apply_token_bitmask, host, packed), lambda: None, opts.apply_reps)
                 row["ours_numpy_us"] = round(med, 1)
             if xgr_apply is not None:
                 work2 = base.clone()
                 try:
-                    med, p90 = _time(lambda w=work2, b=bits_dev: xgr_apply(w, b), sync, opts.apply_reps)
+                    med, p90 = _time(partial(xgr_apply, work2, bits_dev), sync, opts.apply_reps)
                     row["xgrammar_us"], row["xgrammar_p90_us"] = round(med, 1), round(p90, 1)
                     row["same_result"] = bool(torch.equal(torch.isinf(work2), torch.isinf(expected)))
                 except Exception as exc:  # noqa: BLE001 - e.g. no kernel for this device in this build
