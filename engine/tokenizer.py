@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ChatTemplateError, TokenizerError
 
 if TYPE_CHECKING:
-    import gguf
+    from .formats.gguf_reader import GGUFFile
 
 # GGUF / SentencePiece token types
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -342,8 +342,8 @@ class Tokenizer:
         return cls.from_gguf_reader(read_gguf(Path(path)), source=str(path))
 
     @classmethod
-    def from_gguf_reader(cls, reader: gguf.GGUFReader, source: str = "") -> Tokenizer:
-        """Build from an open GGUFReader (see `from_gguf`)."""
+    def from_gguf_reader(cls, reader: GGUFFile, source: str = "") -> Tokenizer:
+        """Build from a parsed GGUF file (see `from_gguf`)."""
         from .formats.gguf_file import field_value, numeric_array, string_array
 
         model = field_value(reader, "tokenizer.ggml.model")

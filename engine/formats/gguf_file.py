@@ -1,7 +1,6 @@
 """GGUF model files via the `gguf` package: metadata, config, dequantised tensors."""
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,71 +9,55 @@ import numpy as np
 from ..config import ModelConfig
 from ..errors import ModelFormatError, UnsupportedArchitecture, UnsupportedQuantType
 from .base import Checkpoint
+from .gguf_reader import GGUFFile, TensorInfo, dequantize
 
 if TYPE_CHECKING:
-    import gguf
-
     from ..tokenizer import Tokenizer
 
-GGUF_MAGIC = b"GGUF"
 DEQUANT_CHUNK_ROWS = 4096  # rows dequantised at a time
 # llama.cpp hard-codes these for gemma3 (not stored in the file)
 GEMMA3_SWA_PATTERN = 6
 GEMMA3_ROPE_LOCAL_BASE = 10000.0
 
 
-def read_gguf(path: Path) -> gguf.GGUFReader:
-    """Open `path` with gguf.GGUFReader, turning every failure into a ModelFormatError."""
-    import gguf
-
+def read_gguf(path: Path) -> GGUFFile:
+    """Parse a GGUF file (metadata + tensor index); damage raises ModelFormatError."""
     try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read ({exc})") from exc
-    if magic != GGUF_MAGIC:
-        raise ModelFormatError(f"{path}: not a GGUF file (magic {magic!r}, expected {GGUF_MAGIC!r})")
-    try:
-        reader = gguf.GGUFReader(path, "r")
-    except Exception as exc:  # the reader raises ValueError/IndexError/struct errors on damage
+        return GGUFFile(path)
+    except (ModelFormatError, UnsupportedQuantType):
+        raise
+    except Exception as exc:  # struct/unicode/value errors from a damaged header
         raise ModelFormatError(f"{path}: corrupt or truncated GGUF file ({type(exc).__name__}: {exc})") from exc
-    size = path.stat().st_size
-    for t in reader.tensors:
-        end = int(t.data_offset) + int(t.n_bytes)
-        if end > size:
-            raise ModelFormatError(
-                f"{path}: truncated GGUF file: tensor {t.name!r} ends at byte {end} but the file has {size}"
-            )
-    return reader
 
 
-def field_value(reader: gguf.GGUFReader, key: str, default: Any = None) -> Any:
-    """Decoded value of metadata field `key` (strings as str, arrays as lists)."""
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    try:
-        return f.contents()
-    except Exception as exc:
-        raise ModelFormatError(f"metadata field {key!r} is unreadable ({exc})") from exc
+def field_value(reader: GGUFFile, key: str, default: Any = None) -> Any:
+    """Metadata value of `key` (strings as str, string arrays as list[str], numbers as Python)."""
+    v = reader.get(key, default)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, list) and v and isinstance(v[0], bytes):
+        return [b.decode("utf-8", errors="surrogateescape") for b in v]
+    return v
 
 
-def string_array(reader: gguf.GGUFReader, key: str) -> list[bytes] | None:
+def string_array(reader: GGUFFile, key: str) -> list[bytes] | None:
     """A string-array field as raw bytes per entry (tokens may hold invalid UTF-8)."""
-    f = reader.fields.get(key)
-    if f is None:
+    v = reader.get(key)
+    if v is None:
         return None
-    return [bytes(f.parts[i]) for i in f.data]
+    if not isinstance(v, list) or (v and not isinstance(v[0], bytes)):
+        raise ModelFormatError(f"{reader.path}: metadata {key!r} is not a string array")
+    return v
 
 
-def numeric_array(reader: gguf.GGUFReader, key: str) -> np.ndarray | None:
+def numeric_array(reader: GGUFFile, key: str) -> np.ndarray | None:
     """A numeric-array field as a numpy array."""
-    f = reader.fields.get(key)
-    if f is None:
+    v = reader.get(key)
+    if v is None:
         return None
-    if not f.data:
-        return np.zeros(0)
-    return np.concatenate([np.asarray(f.parts[i]).reshape(-1) for i in f.data])
+    if not isinstance(v, np.ndarray):
+        raise ModelFormatError(f"{reader.path}: metadata {key!r} is not a numeric array")
+    return v
 
 
 def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -85,27 +68,9 @@ def unpermute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
-def dequantize_tensor(t: gguf.ReaderTensor, path: Path) -> np.ndarray:
+def dequantize_tensor(t: TensorInfo, path: Path) -> np.ndarray:
     """A GGUF tensor as float32 in numpy order ([rows, cols]), whatever its quant type."""
-    from gguf.quants import dequantize
-
-    expected = tuple(int(x) for x in reversed(t.shape))
-    data = t.data
-    try:
-        if data.ndim >= 2 and data.shape[0] > DEQUANT_CHUNK_ROWS:
-            # row chunks keep dequantisation temporaries small (peak memory while loading)
-            parts = [np.asarray(dequantize(data[i : i + DEQUANT_CHUNK_ROWS], t.tensor_type), dtype=np.float32)
-                     for i in range(0, data.shape[0], DEQUANT_CHUNK_ROWS)]
-            arr = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-        else:
-            arr = np.asarray(dequantize(data, t.tensor_type), dtype=np.float32)
-    except NotImplementedError as exc:
-        raise UnsupportedQuantType(
-            f"{path}: tensor {t.name!r} uses quantisation type {t.tensor_type.name}, which cannot be dequantised"
-        ) from exc
-    if arr.size != int(np.prod(expected)):
-        raise ModelFormatError(f"{path}: tensor {t.name!r} has {arr.size} values, expected shape {expected}")
-    return arr.reshape(expected)
+    return dequantize(t, path, DEQUANT_CHUNK_ROWS)
 
 
 class GGUFCheckpoint(Checkpoint):
@@ -114,7 +79,7 @@ class GGUFCheckpoint(Checkpoint):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.reader = read_gguf(path)
-        self._tensors = {t.name: t for t in self.reader.tensors}
+        self._tensors = self.reader.tensors
         self.arch = str(field_value(self.reader, "general.architecture", ""))
         if not self.arch:
             raise ModelFormatError(f"{path}: GGUF metadata lacks general.architecture")
@@ -194,17 +159,10 @@ class GGUFCheckpoint(Checkpoint):
         name = "token_embd.weight" if self.config.tie_embeddings else "output.weight"
         return int(self._tensors[name].shape[-1])
 
-    @cached_property
+    @property
     def metadata(self) -> dict[str, Any]:
         """Scalar/string metadata (arrays omitted) — for inspection and error messages."""
-        out: dict[str, Any] = {}
-        for key, f in self.reader.fields.items():
-            if len(f.data) <= 1:
-                try:
-                    out[key] = f.contents()
-                except Exception:  # pragma: no cover - exotic field types
-                    continue
-        return out
+        return {k: v for k, v in self.reader.fields.items() if not isinstance(v, (list, np.ndarray))}
 
     def tokenizer(self) -> Tokenizer:
         from ..tokenizer import Tokenizer

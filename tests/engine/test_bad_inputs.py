@@ -126,7 +126,7 @@ def test_quantised_tensors_dequantise(tmp_path: Path) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    tensors = {t.name: t for t in read_gguf(p).tensors}
+    tensors = read_gguf(p).tensors
     for name, arr in originals.items():
         got = dequantize_tensor(tensors[name], p)
         assert got.dtype == np.float32 and got.shape == arr.shape
