@@ -201,3 +201,14 @@ def test_generate_lark_grammar(hf: tuple) -> None:
     c = constrained.compile_lark(LIST_GRAMMAR, hf[2])
     texts, _ = _generate(hf, ["List three fruits."], c, max_new_tokens=40, do_sample=False)
     lark.Lark(LIST_GRAMMAR).parse(texts[0])
+
+
+@pytest.mark.model
+def test_generate_assisted_decoding(hf: tuple) -> None:
+    """Assisted generation: draft tokens from an assistant, verified by the model (rollbacks)."""
+    c = constrained.compile_json_schema(SCHEMA, hf[2])
+    texts, _ = _generate(hf, ["Describe Paris as JSON."], c, max_new_tokens=48, do_sample=False,
+                         assistant_model=hf[1])
+    jsonschema.validate(json.loads(texts[0]), SCHEMA)
+    plain, _ = _generate(hf, ["Describe Paris as JSON."], c, max_new_tokens=48, do_sample=False)
+    assert texts == plain  # greedy assisted decoding must give the greedy output
