@@ -288,7 +288,13 @@ def test_shipped_grammars_agree_with_lark(name: str) -> None:
     text = grammars.load(name)
     cg = CompiledGrammar(lark_to_grammar(text))
     good, bad = SHIPPED_EXAMPLES[name]
+    lalr = lark.Lark(text, parser="lalr")  # every shipped grammar is LALR(1) as well
     for data in good + bad:
         want = lark_accepts(text, data)
         assert want == (data in good), f"example mislabelled: {data!r}"
+        try:
+            lalr.parse(data)
+            assert want, f"LALR accepts {data!r}, Earley does not"
+        except lark.exceptions.LarkError:
+            assert not want, f"LALR rejects {data!r}, Earley accepts"
         assert cg.accepts(data.encode()) == want, data

@@ -4,8 +4,9 @@ For every shipped grammar (and a few other grammars Lark loads), tokens are draw
 random logits restricted to the mask on the Llama-3 vocabulary for a random number of
 steps (or until EOS is drawn), then a shortest completion found by search is
 teacher-forced (none of its tokens may be masked) and EOS must be allowed. Every output
-must parse with ``lark.Lark(grammar, parser="earley")`` (soundness); forced bytes must
-agree with the token drawn.
+must parse with ``lark.Lark(grammar, parser="earley")`` (soundness), and with
+``parser="lalr"`` where the grammar is LALR(1); forced bytes must agree with the token
+drawn.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from constrained.grammar.compiled import LexState
 from constrained.vocab import Vocabulary
 from tests.testdata import vocab_path
 
-N_SAMPLES = 6
+N_SAMPLES = 8
 MAX_RANDOM_TOKENS = 32
 
 
@@ -100,10 +101,16 @@ def test_shipped_grammar_samples_parse_with_lark(name: str, vocab: Vocabulary,
     text = grammars.load(name)
     c = compile_lark(text, vocab)
     ref = lark.Lark(text, parser="earley")
+    try:  # the LALR reference (contextual lexer) too, where the grammar is LALR(1)
+        lalr: lark.Lark | None = lark.Lark(text, parser="lalr")
+    except lark.exceptions.GrammarError:
+        lalr = None
     rng = np.random.default_rng(sum(map(ord, name)))
     for _ in range(N_SAMPLES):
         out = sample(c, vocab, rng, by_bytes)
         ref.parse(out.decode("utf-8"))  # raises on an unsound output
+        if lalr is not None:
+            lalr.parse(out.decode("utf-8"))
 
 
 CORPUS_GRAMMARS = {
