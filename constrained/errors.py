@@ -30,6 +30,11 @@ class SchemaUnsupported(CompileError):
     """The JSON Schema uses a keyword or feature the engine cannot enforce exactly."""
 
 
+class SchemaUnsatisfiable(SchemaError):
+    """The JSON Schema (under the generation policy) accepts no value at all
+    (``false``, contradictory ``allOf``, ``minimum > maximum`` ...)."""
+
+
 class GrammarSyntaxError(CompileError):
     """The grammar text is malformed or refers to undefined rules/terminals."""
 

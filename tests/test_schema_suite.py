@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from constrained.errors import SchemaUnsupported
+from constrained.errors import SchemaUnsatisfiable, SchemaUnsupported
 from tests.test_schema_helpers import (acceptor, invalid_spellings, load_ratchet, maybe_update_ratchet,
                                        policy_dumps, with_draft)
 from tests.testdata import corpus
@@ -55,6 +55,12 @@ def test_suite_compiles_or_refuses_and_never_accepts_invalid() -> None:
             accepts = acceptor(schema)
         except SchemaUnsupported as exc:
             refused[gid] = str(exc)[:160]
+            continue
+        except SchemaUnsatisfiable:
+            # nothing accepted: that is right only if no instance of the group is valid
+            counts["unsatisfiable"] += 1
+            assert not any(r["valid"] for r in rows), f"{gid}: refused as unsatisfiable but has valid instances"
+            counts["invalid_rejected"] += len(rows)
             continue
         counts["compiled"] += 1
         for row in rows:

@@ -14,11 +14,11 @@ from collections import OrderedDict
 from typing import Any, TypeVar
 
 from ..automata.ast import Node
-from ..errors import IncompleteOutput, SchemaError
+from ..errors import IncompleteOutput, SchemaError, SchemaUnsatisfiable
 from ..grammar.ir import Grammar
 from .compiler import SchemaCompiler
 from .options import SchemaOptions
-from .pieces import is_regular
+from .pieces import is_nothing, is_regular
 from .source import is_pydantic_model, load_schema
 
 __all__ = ["SchemaOptions", "compile_json_schema", "schema_to_ast", "schema_to_grammar",
@@ -42,10 +42,18 @@ def schema_to_language(source: object, **options: Any) -> Node | Grammar:
     else a :class:`Grammar` (pure function; nothing is compiled against a vocabulary)."""
     schema, from_model = load_schema(source)
     compiler = SchemaCompiler(schema, _options(source, from_model, options), from_model)
-    piece = compiler.compile_root()
+    piece = _root_piece(compiler)
     if is_regular(piece):
         return piece  # type: ignore[return-value]
     return compiler.grammar(piece)
+
+
+def _root_piece(compiler: SchemaCompiler) -> Any:
+    piece = compiler.compile_root()
+    if is_nothing(piece):
+        raise SchemaUnsatisfiable("the schema accepts no JSON value under the generation policy "
+                                  "(false, contradictory keywords, or empty enum)")
+    return piece
 
 
 def schema_to_ast(source: object, **options: Any) -> Node:
@@ -64,7 +72,7 @@ def schema_to_grammar(source: object, **options: Any) -> Grammar:
     """The schema's language as a grammar (regular schemas become a one-lexeme grammar)."""
     schema, from_model = load_schema(source)
     compiler = SchemaCompiler(schema, _options(source, from_model, options), from_model)
-    return compiler.grammar(compiler.compile_root())
+    return compiler.grammar(_root_piece(compiler))
 
 
 class _Cache:
@@ -112,7 +120,7 @@ def compile_json_schema(schema: object, vocab: Any, **options: Any) -> Any:
     if hit is not None:
         return hit
     compiler = SchemaCompiler(doc, opts, from_model)
-    piece = compiler.compile_root()
+    piece = _root_piece(compiler)
     if is_regular(piece):
         constraint = RegexConstraint(piece, vocab)  # type: ignore[arg-type]
     else:

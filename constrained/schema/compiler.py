@@ -21,7 +21,7 @@ from ..grammar.ir import Grammar
 from . import numeric
 from .ecma import EcmaSyntaxError, EcmaUnsupported, ecma_to_python
 from .formats import format_node
-from .jsontext import ANY_CHAR, ANY_STRING_CONTENT, Layout, number_node, string_node, value_node
+from .jsontext import ANY_CHAR, ANY_STRING_CONTENT, Layout, number_node, string_node, strings_except, value_node
 from .merge import ANNOTATIONS, merge_all, type_set
 from .options import SchemaOptions
 from .pieces import GrammarBuilder, Piece, Seq, is_nothing, is_regular
@@ -75,6 +75,7 @@ class SchemaCompiler:
         self.enc_memo: dict[int, Node] = {}
         self.keep: list[Any] = []  # merged schemas stay alive while memoised by id
         self._any: Piece | None = None
+        self._any_string: Node | None = None
         self._validator: Any = None
 
     # -- entry points ---------------------------------------------------------------------
@@ -524,7 +525,12 @@ class SchemaCompiler:
             raise SchemaError(f"pattern at {ctx.pointer or '/'} is not a valid ECMA-262 regex: {pattern!r}: {exc}") from None
 
     def _string(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
-        return string_node(self.string_content(schema, ctx), self.enc_memo)
+        content = self.string_content(schema, ctx)
+        if content is ANY_STRING_CONTENT:
+            if self._any_string is None:
+                self._any_string = string_node(content, self.enc_memo)
+            return self._any_string
+        return string_node(content, self.enc_memo)
 
     # -- arrays --------------------------------------------------------------------------------
     def _array(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
@@ -557,6 +563,9 @@ class SchemaCompiler:
         if hi is not None and lo > hi:
             return NOTHING
         grammar_mode = not all(is_regular(p) for p in prefix + [rest])
+        if grammar_mode:
+            prefix = [b.sealed(p) for p in prefix]
+            rest = b.sealed(rest)
         lay = self.layout
         sep = lay.sep(ctx.depth)
         n = len(prefix)
@@ -634,11 +643,10 @@ class SchemaCompiler:
                 if is_req:
                     return NOTHING
                 continue
-            member = b.seq(string_node(literal(name) if name else EMPTY, self.enc_memo), lay.colon(), value)
-            declared.append((name, member, is_req))
+            declared.append((name, value, is_req))
         # one additional member (key: value) for undeclared keys
-        extras: list[Piece] = []
-        excluded = [literal(n) if n else EMPTY for n in names]
+        extras: list[tuple[Node, Piece]] = []
+        except_declared = strings_except(names) if names else None
         names_node = schema.get("propertyNames")
         names_lang: Node | None = None
         if names_node is not None and names_node is not True:
@@ -651,13 +659,15 @@ class SchemaCompiler:
             inside = [compiled_patterns[i][1] for i in subset]
             outside = [compiled_patterns[i][1] for i in range(len(compiled_patterns)) if i not in subset]
             key_parts: list[Node] = list(inside)
-            if outside or excluded:
-                key_parts.append(Not(alt(*(outside + excluded))))
+            if outside:
+                key_parts.append(Not(alt(*outside)))
+            if except_declared is not None:
+                key_parts.append(except_declared)
             if names_lang is not None:
                 key_parts.append(names_lang)
             key_lang: Node = (ANY_STRING_CONTENT if not key_parts else
-                              And((ANY_STRING_CONTENT, *key_parts)) if len(key_parts) > 1 or isinstance(key_parts[0], Not)
-                              else key_parts[0])
+                              key_parts[0] if len(key_parts) == 1 and not isinstance(key_parts[0], Not)
+                              else And((ANY_STRING_CONTENT, *key_parts)))
             subs = [compiled_patterns[i][3] for i in subset] or [extra_schema]
             if len(subs) == 1:
                 value = self.compile(subs[0], inner.at("additionalProperties" if not subset else "patternProperties"))
@@ -668,8 +678,14 @@ class SchemaCompiler:
                 value = self.compile(merged, inner.at("patternProperties"))
             if is_nothing(value):
                 continue
-            extras.append(b.seq(string_node(key_lang, self.enc_memo), lay.colon(), value))
-        extra = b.choice(*extras, hint="extra") if extras else NOTHING
+            extras.append((key_lang, value))
+        # in a non-regular object, keys and values are separate lexemes (small lexer modes)
+        grammar_mode = not all(is_regular(v) for _, v, _ in declared) or not all(is_regular(v) for _, v in extras)
+        seal = b.sealed if grammar_mode else (lambda p: p)
+        declared = [(name, b.seq(self.key_node(literal(name) if name else EMPTY), lay.colon(), seal(value)), req)
+                    for name, value, req in declared]
+        extra = b.choice(*(b.seq(self.key_node(k), lay.colon(), seal(v)) for k, v in extras),
+                         hint="extra") if extras else NOTHING
         lo = int(schema.get("minProperties", 0))
         hi = schema.get("maxProperties")
         hi = None if hi is None else int(hi)
@@ -687,6 +703,10 @@ class SchemaCompiler:
         full = b.seq(lay.open("{", ctx.depth), body, lay.close("}", ctx.depth))
         empty_ok = lo == 0 and n_req == 0
         return b.choice(lay.empty("{}") if empty_ok else NOTHING, full, hint="object")
+
+    def key_node(self, decoded: Node) -> Node:
+        """A property name (JSON string) from its decoded language."""
+        return string_node(decoded, self.enc_memo)
 
     def _property_names(self, names: Any, ctx: Ctx) -> Node:
         if names is False:

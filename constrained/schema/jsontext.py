@@ -28,6 +28,7 @@ WS_BYTES = ByteSet.of(0x20, 0x09, 0x0A, 0x0D)
 #: any Unicode scalar value, UTF-8 encoded (decoded-string domain)
 ANY_CHAR: Node = utf8_ranges_node(((0, 0x10FFFF),))
 ANY_STRING_CONTENT: Node = Repeat(ANY_CHAR, 0, None)
+_NON_ASCII: Node = Repeat(utf8_ranges_node(((0x80, 0x10FFFF),)), 1, 1)
 _SHORT = {0x08: "b", 0x0C: "f", 0x0A: "n", 0x0D: "r", 0x09: "t"}
 _HEX = "0123456789abcdef"
 
@@ -54,6 +55,7 @@ def _escapes_of(byte: int) -> list[Node]:
 
 
 _SPECIAL = (1 << 0x20) - 1 | (1 << 0x22) | (1 << BACKSLASH) | (1 << 0x2F)
+_SPECIAL_NODE = ByteSet(_SPECIAL)
 
 
 def encode_string_content(node: Node, memo: dict[int, Node] | None = None) -> Node:
@@ -227,3 +229,53 @@ def number_node(options: SchemaOptions) -> Node:
         parts.append(repeat(concat(ByteSet.of(0x65, 0x45), repeat(ByteSet.of(0x2B, 0x2D), 0, 1),
                                    repeat(digit, 1, options.max_exponent_digits)), 0, 1))
     return concat(*parts)
+
+
+def strings_except(words: list[str]) -> Node:
+    """Decoded strings other than ``words``, without complement nodes (a trie walk):
+    cheap to determinise, unlike ``And(any, Not(words))``."""
+    trie: dict[str, Any] = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = True
+
+    def build(node: dict[str, Any]) -> Node:
+        chars = sorted(ord(c) for c in node if c)
+        others: list[tuple[int, int]] = []
+        prev = 0
+        for c in chars:
+            if c > prev:
+                others.append((prev, c - 1))
+            prev = c + 1
+        if prev <= 0x10FFFF:
+            others.append((prev, 0x10FFFF))
+        parts: list[Node] = []
+        if "" not in node:
+            parts.append(EMPTY)
+        ascii_bits = 0
+        wide: list[tuple[int, int]] = []
+        for lo, hi in others:
+            if lo < 0x80:
+                top = min(hi, 0x7F)
+                ascii_bits |= ((1 << (top - lo + 1)) - 1) << lo
+            if hi >= 0x80:
+                wide.append((max(lo, 0x80), hi))
+        if ascii_bits:
+            # the escaped characters as one shared node: its JSON spellings are built once
+            special = ascii_bits & _SPECIAL
+            cls: Node = _SPECIAL_NODE if special == _SPECIAL else ByteSet(special)
+            if ascii_bits & ~_SPECIAL:
+                cls = alt(ByteSet(ascii_bits & ~_SPECIAL), cls) if special else ByteSet(ascii_bits & ~_SPECIAL)
+            parts.append(concat(cls, ANY_STRING_CONTENT))
+        if wide:
+            # Repeat(..., 1, 1): the same language; keeps automaton size estimates from
+            # re-walking the shared UTF-8 class once per trie node
+            cls = _NON_ASCII if wide == [(0x80, 0x10FFFF)] else Repeat(utf8_ranges_node(tuple(wide)), 1, 1)
+            parts.append(concat(cls, ANY_STRING_CONTENT))
+        for c in chars:
+            parts.append(concat(literal(chr(c)), build(node[chr(c)])))
+        return alt(*parts) if parts else NOTHING
+
+    return build(trie)

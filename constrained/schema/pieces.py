@@ -49,6 +49,8 @@ class GrammarBuilder:
         self.rules: dict[str, list[tuple[Symbol, ...]]] = {}
         self._count = 0
         self._max_rules = max_rules
+        self._sealed: dict[int, str] = {}
+        self._keep: list[Piece] = []
 
     def new_rule(self, hint: str = "r") -> str:
         self._count += 1
@@ -96,6 +98,19 @@ class GrammarBuilder:
             return alt(*kept)  # type: ignore[arg-type]
         name = self.new_rule(hint)
         self.define(name, kept)
+        return Seq((name,))
+
+    def sealed(self, p: Piece) -> Piece:
+        """``p`` as its own lexeme(s): a regular piece is wrapped in a rule so that
+        :meth:`seq` does not merge it with neighbours (small lexemes, shared by id)."""
+        if not is_regular(p) or is_nothing(p):
+            return p
+        name = self._sealed.get(id(p))
+        if name is None:
+            name = self.new_rule("lex")
+            self.define(name, [p])
+            self._sealed[id(p)] = name
+            self._keep.append(p)
         return Seq((name,))
 
     def optional(self, p: Piece, as_rule: bool = False) -> Piece:
