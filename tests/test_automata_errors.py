@@ -104,9 +104,16 @@ def test_dfa_state_limit_raises() -> None:
 
 
 def test_state_set_limit_raises() -> None:
-    dfa = LazyDFA([parse_regex(r"(a?){400}")], Limits(max_state_set_total=20_000))
+    # after k bytes the NFA can be in ~k/2 copies of the body: sets grow with k
+    dfa = LazyDFA([parse_regex(r"(?:a|aa){300}")], Limits(max_state_set_total=5_000))
     with pytest.raises(ConstraintTooComplex, match="max_state_set_total"):
-        dfa.walk(dfa.start, b"a" * 400)
+        dfa.walk(dfa.start, b"a" * 300)
+
+
+def test_nullable_counted_repeat_stays_small() -> None:
+    dfa = LazyDFA([parse_regex(r"(a?){5000}")], Limits(max_state_set_total=50_000))
+    assert dfa.matches(b"a" * 5000)
+    assert not dfa.matches(b"a" * 5001)
 
 
 def test_time_limit_raises() -> None:

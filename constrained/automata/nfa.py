@@ -129,6 +129,7 @@ class _Builder:
         self.keep: list[Node] = []  # keeps memo ids valid
         # id(item) -> (placeholder, first state, end state, entry) of a built template
         self.templates: dict[int, tuple[int, int, int, int]] = {}
+        self.nonempty_memo: dict[int, Node | None] = {}
         self.current_lexeme = 0
 
     def new(self, kind: int, label: int = -1, succ: int = -1, eps: list[int] | None = None) -> int:
@@ -182,6 +183,12 @@ class _Builder:
         lo, hi, item = node.min, node.max, node.item
         if hi is not None and hi < lo:
             raise RegexUnsupported(f"repeat bounds {{{lo},{hi}}} are reversed")
+        if lo > 0 or hi is None or hi > 1:
+            # X nullable: X{lo,hi} == (X minus the empty string){0,hi}; avoids epsilon
+            # chains whose closures grow with the count, as in (a?){5000}
+            nonempty = self.nonempty(item)
+            if nonempty is not None:
+                item, lo = nonempty, 0
         n_copies = lo + (1 if hi is None else hi - lo)
         # few copies: plain builds (no template overhead); many: clone a template
         copy = self.build if n_copies <= 2 else self.copy
@@ -198,6 +205,17 @@ class _Builder:
         for _ in range(lo):
             cur = copy(item, cur)
         return cur
+
+    def nonempty(self, item: Node) -> Node | None:
+        """``item`` without the empty string, if ``item`` is nullable (else None)."""
+        key = id(item)
+        if key not in self.nonempty_memo:
+            res = _drop_empty(item, {}) if _nullable(item, {}) else None
+            self.nonempty_memo[key] = res
+            self.keep.append(item)
+            if res is not None:
+                self.keep.append(res)
+        return self.nonempty_memo[key]
 
     def copy(self, item: Node, nxt: int) -> int:
         """``build(item, nxt)`` for a repeated item: the item is built once as a template
@@ -255,6 +273,54 @@ class _Builder:
                 targets.append(nxt)
             self.eps[entries[q]] = targets
         return entries[0]
+
+
+def _nullable(node: Node, memo: dict[int, bool]) -> bool:
+    """Does ``node`` match the empty string? (And/Not: conservatively True.)"""
+    key = id(node)
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    if isinstance(node, ByteSet):
+        res = False
+    elif isinstance(node, Concat):
+        res = all(_nullable(it, memo) for it in node.items)
+    elif isinstance(node, Alt):
+        res = any(_nullable(it, memo) for it in node.items)
+    elif isinstance(node, Repeat):
+        res = node.min == 0 or _nullable(node.item, memo)
+    else:
+        res = True
+    memo[key] = res
+    return res
+
+
+def _drop_empty(node: Node, memo: dict[int, bool]) -> Node | None:
+    """A node for L(node) minus the empty string (None where And/Not make it unknown)."""
+    if not _nullable(node, memo):
+        return node
+    if isinstance(node, Concat):
+        if not node.items:
+            return Alt(())
+        head, rest = node.items[0], Concat(node.items[1:])
+        head_ne = _drop_empty(head, memo)
+        rest_ne = _drop_empty(rest, memo) if len(node.items) > 1 else Alt(())
+        if head_ne is None or rest_ne is None:
+            return None
+        return Alt((Concat((head_ne, rest)), rest_ne))
+    if isinstance(node, Alt):
+        items = [_drop_empty(it, memo) for it in node.items]
+        if any(it is None for it in items):
+            return None
+        return Alt(tuple(it for it in items if it is not None))
+    if isinstance(node, Repeat):
+        if node.max == 0:
+            return Alt(())
+        inner = _drop_empty(node.item, memo)
+        if inner is None:
+            return None
+        return Repeat(inner, 1, node.max)
+    return None
 
 
 def _estimate(node: Node, memo: dict[int, int]) -> int:
