@@ -73,6 +73,14 @@ def test_step_many_matches_step() -> None:
     assert np.array_equal(dfa.is_accepting_many(states), dfa.accepting[states])
 
 
+def test_step_many_edge_inputs() -> None:
+    dfa = LazyDFA([parse_regex("ab")])
+    empty = dfa.step_many(np.array([], dtype=np.int32), np.array([], dtype=np.uint8))
+    assert empty.shape == (0,) and empty.dtype == np.int32
+    got = dfa.step_many([dfa.start, dfa.start, DEAD], b"abx")
+    assert got.tolist() == [dfa.step(dfa.start, ord("a")), DEAD, DEAD]
+
+
 def test_lexeme_identity() -> None:
     dfa = LazyDFA([parse_regex("if"), parse_regex("[a-z]+"), parse_regex(r"\d+")])
     s = dfa.walk(dfa.start, b"if")

@@ -201,6 +201,8 @@ class LazyDFA:
     def step_many(self, states: np.ndarray, bytes_: np.ndarray) -> np.ndarray:
         """Vectorised ``step``: ``int32[n]`` successors of ``states[i]`` on ``bytes_[i]``."""
         states = np.asarray(states, dtype=np.intp)
+        if isinstance(bytes_, (bytes, bytearray, memoryview)):
+            bytes_ = np.frombuffer(bytes_, dtype=np.uint8)
         cls = self._class_of[np.asarray(bytes_, dtype=np.intp)]
         out = self._table[states, cls]
         unknown = out < 0
