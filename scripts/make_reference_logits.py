@@ -43,6 +43,12 @@ TOKENIZER_TEXTS = [
     '{"key": [1, 2, {"nested": null}]}',
 ]
 CONTINUATION_TOKENS = 32
+CHATS = [
+    ([{"role": "user", "content": "What is 2+2?"}], True),
+    ([{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},
+      {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}], True),
+    ([{"role": "user", "content": "ünïcödé & <tags>"}], False),
+]
 
 
 def _as_list(value: object) -> list[int]:
@@ -85,7 +91,13 @@ def main() -> int:
         print(f"prompt {i}: {len(ids)} tokens, top1 {int(logits.argmax())}, continuation {tok.decode(gen)!r}")
     for i, text in enumerate(TOKENIZER_TEXTS):
         arrays[f"text{i}_ids"] = np.asarray(tok(text, add_special_tokens=False)["input_ids"], dtype=np.int32)
+    chats = [
+        dict(messages=m, add_generation_prompt=g,
+             rendered=tok.apply_chat_template(m, tokenize=False, add_generation_prompt=g))
+        for m, g in CHATS
+    ]
     meta = {
+        "chats": chats,
         "prompts": PROMPTS,
         "tokenizer_texts": TOKENIZER_TEXTS,
         "gguf_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),

@@ -70,3 +70,11 @@ def test_greedy_continuation(smollm: Model, reference: tuple[dict, dict]) -> Non
         session.step([[int(t)] for t in nxt])
     for i, (g, e) in enumerate(zip(got, expected)):
         assert g == e, f"prompt {i}: {smollm.tokenizer.decode(g)!r} != {smollm.tokenizer.decode(e)!r}"
+
+
+def test_chat_template_renders_like_transformers(smollm: Model, reference: tuple[dict, dict]) -> None:
+    _, meta = reference
+    assert len(meta["chats"]) >= 3
+    for case in meta["chats"]:
+        ours = smollm.tokenizer.apply_chat_template(case["messages"], add_generation_prompt=case["add_generation_prompt"])
+        assert ours == case["rendered"]
