@@ -313,47 +313,62 @@ def product_transitions(
     """Explicit DFA of the intersection of components (each possibly complemented).
 
     Returns ``(n_states, accepting, edges)``; state 0 is the start; ``edges[q]`` lists
-    ``(target, byte-set bits)``. Complement is with respect to all byte strings.
+    ``(target, byte-set bits)``. Complement is with respect to all byte strings. Rows
+    are computed per joint byte class (the common refinement of the components'
+    classes), so the Python work per product state is per class, not per byte.
     """
     dfas = [LazyDFA([node], limits) for node, _ in components]
     negated = [neg for _, neg in components]
+    k = len(dfas)
+    joint_key = np.zeros(256, dtype=np.int64)
+    for d in dfas:
+        joint_key = joint_key * (d.n_classes + 1) + d._class_of
+    _, rep, joint_of = np.unique(joint_key, return_index=True, return_inverse=True)
+    joint_of = joint_of.reshape(-1)
+    joint_bits = [0] * len(rep)
+    for b in range(256):
+        joint_bits[int(joint_of[b])] |= 1 << b
+    rep_classes = [d._class_of[rep] for d in dfas]  # per component: class of each joint class
+    must_live = [i for i in range(k) if not negated[i]]
+    zeros = np.zeros(len(rep), dtype=np.int64)
 
     def dead(tup: tuple[int, ...]) -> bool:
-        return any(q == DEAD and not neg for q, neg in zip(tup, negated))
+        return any(tup[i] == DEAD for i in must_live)
 
     start = tuple(d.start for d in dfas)
     index: dict[tuple[int, ...], int] = {start: 0}
     order = [start]
     accepting: list[bool] = []
     edges: list[list[tuple[int, int]]] = []
-    weights = [1 << b for b in range(256)]
     i = 0
     while i < len(order):
         tup = order[i]
         i += 1
-        deadline.check()
-        accepting.append(not dead(tup) and all(
-            d.is_accepting(q) != neg for d, q, neg in zip(dfas, tup, negated)))
+        if i & 0x3F == 0:
+            deadline.check()
         if dead(tup):
+            accepting.append(False)
             edges.append([])
             continue
-        rows = np.stack([d.byte_transitions(q) if q != DEAD else np.zeros(256, np.int32)
-                         for d, q in zip(dfas, tup)])  # k x 256
-        targets, inverse = np.unique(rows.T, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        accepting.append(all(d.is_accepting(q) != neg for d, q, neg in zip(dfas, tup, negated)))
+        cols = [d.transitions(q)[rc].astype(np.int64) if q != DEAD else zeros
+                for d, q, rc in zip(dfas, tup, rep_classes)]
+        keys = list(zip(*(c.tolist() for c in cols))) if k > 1 else [(t,) for t in cols[0].tolist()]
+        grouped: dict[tuple[int, ...], int] = {}
+        for j, key in enumerate(keys):
+            grouped[key] = grouped.get(key, 0) | joint_bits[j]
         out: list[tuple[int, int]] = []
-        for g, target in enumerate(targets):
-            key = tuple(int(x) for x in target)
+        for key, bits in grouped.items():
             if dead(key):
                 continue
-            if key not in index:
+            target = index.get(key)
+            if target is None:
                 if len(order) >= limits.max_states:
                     raise ConstraintTooComplex(
                         f"intersection/complement automaton exceeds {limits.max_states} "
                         "states (Limits.max_states)")
-                index[key] = len(order)
+                target = index[key] = len(order)
                 order.append(key)
-            bits = sum(weights[b] for b in np.flatnonzero(inverse == g).tolist())
-            out.append((index[key], bits))
+            out.append((target, bits))
         edges.append(out)
     return len(order), accepting, edges
