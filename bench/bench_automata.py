@@ -25,8 +25,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from constrained.automata import (
+    ANY_BYTE,
+    And,
     LazyDFA,
     Limits,
+    Node,
+    Not,
+    Repeat,
     build_nfa,
     charsets,
     parse_regex,
@@ -52,6 +57,24 @@ PATTERNS: dict[str, str] = {
 
 
 REPEATS = 3  # each number is the best of REPEATS runs (the machine is shared and noisy)
+
+
+def _boolean_cases() -> dict[str, Node]:
+    """Intersection/complement nodes as the JSON-Schema and Lark front ends build them."""
+    return {
+        "and_len<=2000": And((parse_regex(r"(?s).*"), Repeat(ANY_BYTE, 0, 2000))),
+        "and_not_foo": And((parse_regex(r"\w+"), Not(parse_regex(".*foo.*")))),
+    }
+
+
+def run_node(name: str, node: Node) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    dfa = LazyDFA([node])
+    t1 = time.perf_counter()
+    dfa.transitions(dfa.start)
+    t2 = time.perf_counter()
+    return {"name": name, "nfa_states": dfa.nfa.n_states, "classes": dfa.n_classes,
+            "dfa_init_ms": _ms(t1 - t0), "first_row_ms": _ms(t2 - t1)}
 
 
 def _clear_caches() -> None:
@@ -99,6 +122,7 @@ def main() -> None:
         charsets._table(kind)
     table_ms = _ms(time.perf_counter() - t)
     rows = []
+    boolean_rows: list[dict[str, Any]] = []
     for name, pat in PATTERNS.items():
         runs = [run_one(name, pat) for _ in range(REPEATS)]
         best = dict(runs[0])
@@ -116,6 +140,17 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"python": sys.version, "machine": platform.machine(),
                                "unicode_tables_ms": table_ms, "rows": rows}, indent=1))
+    print("\nintersection / complement (LazyDFA init includes the product DFA):")
+    print("name | nfa_states | classes | dfa_init_ms | first_row_ms")
+    for name, node in _boolean_cases().items():
+        runs = [run_node(name, node) for _ in range(REPEATS)]
+        best = min(runs, key=lambda r: r["dfa_init_ms"])
+        boolean_rows.append(best)
+        print(" | ".join(str(best[c]) for c in ("name", "nfa_states", "classes", "dfa_init_ms",
+                                                  "first_row_ms")))
+    out.write_text(json.dumps({"python": sys.version, "machine": platform.machine(),
+                               "unicode_tables_ms": table_ms, "rows": rows,
+                               "boolean_rows": boolean_rows}, indent=1))
     print(f"wrote {out}")
 
 
