@@ -265,3 +265,23 @@ def test_device_decoder_sampling_and_ignore_eos(models: tuple) -> None:
     free = DeviceDecoder(mt, [prompt, prompt[:5]], None, max_new_tokens=6, ignore_eos=True)
     assert [len(r) for r in free.run()] == [6, 6]
     assert free.stats.tokens == 12 and free.stats.mask_fill_s == 0.0
+
+
+@pytest.mark.model
+def test_constrained_generate_runs_on_the_torch_backend(models: tuple) -> None:
+    """The high-level API drives a torch-backed model through the same LM protocol."""
+    import constrained
+
+    mn, mt = models
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+              "required": ["city"], "additionalProperties": False}
+    import re
+
+    import jsonschema
+
+    phone = constrained.generate(mt, "Give me a phone number.", constrained.Regex(DIGITS))
+    assert re.fullmatch(DIGITS, phone), phone
+    assert phone == constrained.generate(mn, "Give me a phone number.", constrained.Regex(DIGITS))
+    city = constrained.generate(mt, "Name a city as JSON.", schema)
+    jsonschema.validate(city, schema)
+    assert city == constrained.generate(mn, "Name a city as JSON.", schema)
