@@ -380,7 +380,7 @@ def _prefix_free(node: Node) -> bool:
     try:
         dfa = LazyDFA([node], Limits(max_states=5_000, max_seconds=2.0))
         return is_prefix_free(dfa)
-    except Exception:  # noqa: BLE001 - too large to decide: treat as not provably safe
+    except (ConstraintTooComplex, RegexUnsupported):  # too large to decide: not provably safe
         return False
 
 
