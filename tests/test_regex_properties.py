@@ -204,3 +204,35 @@ def test_flags_argument(pattern: str, flags: int, strings: list[str]) -> None:
     dfa = LazyDFA([parse_regex(pattern, flags)])
     for s in strings:
         assert dfa.matches(s.encode()) == bool(rx.fullmatch(s)), (pattern, flags, s)
+
+
+def _possessive_regex() -> st.SearchStrategy[str]:
+    """Like ``_regex`` but with possessive quantifiers and atomic groups mixed in."""
+    quant = st.sampled_from(["*+", "++", "?+", "{1,2}+", "*", "+"])
+
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.lists(inner, min_size=2, max_size=3).map("".join),
+            st.lists(inner, min_size=2, max_size=3).map(lambda xs: "(?:" + "|".join(xs) + ")"),
+            st.builds(lambda body, q: f"(?:{body}){q}", inner, quant),
+            inner.map(lambda x: f"(?>{x})"),
+        )
+
+    atom = st.sampled_from(["a", "b", "ab", "[ab]", "\\d", "é", "[^a]", "."])
+    return st.recursive(atom, extend, max_leaves=6)
+
+
+@SETTINGS
+@given(pattern=_possessive_regex(), strings=st.lists(st.text(alphabet="abé1\n", max_size=6), max_size=25))
+def test_possessive_and_atomic_refused_or_exact(pattern: str, strings: list[str]) -> None:
+    """Possessive/atomic forms are accepted only when they provably do not change the
+    language; whenever accepted, the DFA must agree with ``re`` exactly."""
+    from constrained.errors import RegexUnsupported
+
+    try:
+        dfa = _compile(pattern)
+    except RegexUnsupported:
+        return
+    rx = re.compile(pattern)
+    for s in strings:
+        assert dfa.matches(s.encode()) == bool(rx.fullmatch(s)), (pattern, s)
