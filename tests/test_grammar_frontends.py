@@ -298,3 +298,15 @@ def test_shipped_grammars_agree_with_lark(name: str) -> None:
         except lark.exceptions.LarkError:
             assert not want, f"LALR rejects {data!r}, Earley accepts"
         assert cg.accepts(data.encode()) == want, data
+
+
+@pytest.mark.parametrize("data", ["?", "?a", "a?", "a?+", "??", "?+a", "a?b", "+?"])
+def test_trailing_negative_lookahead_matches_lark(data: str, small_vocab: Vocabulary) -> None:
+    g = 'start: (OP | NAME)+\nOP: /[+*]|[?](?![a-z])/\nNAME: /[a-z]+/'
+    assert accepts(g, data) == lark_accepts(g, data)
+    # the token mask honours the rule too: after "?", no letter may follow
+    m = compile_lark(g, small_vocab).matcher()
+    ids = {t: i for i, t in enumerate(small_vocab.tokens)}
+    m.advance(ids[b"?"])
+    mask = m.mask()
+    assert not mask[ids[b"a"]] and mask[ids[b"+"]] and mask[ids[b"?"]]

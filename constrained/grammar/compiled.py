@@ -91,6 +91,10 @@ class CompiledGrammar:
         self.symbol_names = {v: k for k, v in sym.items()}
         self.nodes: tuple[Node, ...] = tuple(grammar.lexemes[n].regex for n in self.lexeme_names)
         self.ignore_ids = frozenset(lex_id[n] for n in grammar.ignore)
+        # lexeme id -> bytes that may not follow it (trailing negative lookahead)
+        self.not_followed_by: dict[int, frozenset[int]] = {
+            lex_id[n]: lx.not_followed_by for n, lx in grammar.lexemes.items()
+            if lx.not_followed_by}
         self.max_ignore = grammar.max_ignore
         self.parser = EarleyParser(len(self.lexeme_names), productions, nt_id[grammar.start],
                                    parser_limits)
@@ -140,6 +144,12 @@ class CompiledGrammar:
             return self.fresh(state.parser, state.n_ignored + 1)
         return None
 
+    def allowed_before(self, acc: frozenset[int], byte: int) -> frozenset[int]:
+        """The lexemes of ``acc`` that may end right before ``byte`` (lookahead rules)."""
+        if not self.not_followed_by:
+            return acc
+        return frozenset(i for i in acc if byte not in self.not_followed_by.get(i, ()))
+
     def step(self, state: LexState, byte: int) -> LexState | None:
         """The state after one byte (greedy: extend the lexeme whenever possible)."""
         mode = state.mode
@@ -149,7 +159,7 @@ class CompiledGrammar:
                 return LexState(state.parser, mode, q2, True, state.n_ignored)
         if not state.in_lexeme:
             return None
-        nxt = self.finish(state, state.q)
+        nxt = self.finish_lexemes(state, self.allowed_before(mode.accepting(state.q), byte))
         if nxt is None or nxt.mode.dfa is None:
             return None
         q3 = int(nxt.mode.dfa.step(nxt.q, byte))

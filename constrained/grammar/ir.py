@@ -18,12 +18,15 @@ class Lexeme:
 
     ``priority`` breaks ties between lexemes matching the same longest prefix (higher
     wins, as in Lark); ``literal`` is the exact text when the lexeme is a fixed string.
+    ``not_followed_by``: bytes that may not come right after the lexeme (a trailing
+    negative lookahead such as Lark's ``/[?](?![a-z])/``); end of input is always fine.
     """
 
     name: str
     regex: Node
     priority: int = 0
     literal: bytes | None = None
+    not_followed_by: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,110 @@ def terminal_regex(name: str, pattern: Any) -> Node:
         raise GrammarSyntaxError(f"terminal {name} /{pattern.value}/: {e}") from e
 
 
+_LOOKAHEAD_TAIL = re.compile(r"\(\?!(\[(?:\\.|[^\]\\])*\]|\\.|[^()\\|])\)$")
+
+
+def _top_level_branches(source: str) -> list[str] | None:
+    """Split a regex at its top-level ``|`` (None if the pattern is not simple to scan)."""
+    out: list[str] = []
+    depth, start, i, in_class = 0, 0, 0, False
+    while i < len(source):
+        c = source[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if source[i + 1:i + 2] == "]":
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(source[start:i])
+            start = i + 1
+        i += 1
+    if depth != 0 or in_class:
+        return None
+    out.append(source[start:])
+    return out
+
+
+def split_trailing_lookahead(source: str, flags: int) -> list[tuple[str, frozenset[int]]] | None:
+    """``A|B(?!c)`` -> [("A", {}), ("B", bytes of c)] when every negative lookahead is a
+    single character (class) at the very end of a top-level alternative; else None.
+
+    The forbidden bytes are the ASCII characters the class matches, plus every non-ASCII
+    lead byte when it matches a non-ASCII character (conservative: never more strings).
+    """
+    if "(?!" not in source:
+        return None
+    branches = _top_level_branches(source)
+    if branches is None:
+        return None
+    out: list[tuple[str, frozenset[int]]] = []
+    for br in branches:
+        m = _LOOKAHEAD_TAIL.search(br)
+        if m is None:
+            if "(?!" in br or "(?=" in br or "(?<" in br:
+                return None
+            out.append((br, frozenset()))
+            continue
+        body = br[:m.start()]
+        if "(?!" in body or "(?=" in body or "(?<" in body:
+            return None
+        try:
+            cls = re.compile(m.group(1), flags)
+        except re.error:
+            return None
+        forbidden = {b for b in range(128) if cls.fullmatch(chr(b))}
+        if any(cls.fullmatch(ch) for ch in ("\x80", "\u00e9", "\u4e00", "\U0001f600")):
+            forbidden |= set(range(0xC2, 0xF5))
+        out.append((body, frozenset(forbidden)))
+    return out
+
+
+def _flags_of(name: str, pattern: Any) -> int:
+    flags = 0
+    for letter in sorted(pattern.flags):
+        if letter not in _FLAGS:
+            raise GrammarUnsupported(f"terminal {name}: regex flag {letter!r} is not supported")
+        flags |= _FLAGS[letter]
+    return flags
+
+
+def _lookahead_split(pattern: Any) -> list[tuple[str, frozenset[int]]] | None:
+    """Branches of a regex terminal with trailing single-character negative lookaheads."""
+    if type(pattern).__name__ != "PatternRE":
+        return None
+    flags = 0
+    for letter in pattern.flags:
+        flags |= _FLAGS.get(letter, 0)
+    return split_trailing_lookahead(pattern.value, flags)
+
+
+def _nullable_regex(source: str, flags: int) -> bool:
+    return re.fullmatch(source, "", flags) is not None
+
+
+def _lazy_aware(name: str, source: str, flags: int) -> Node:
+    """``parse_regex`` plus the lazy-quantifier policy, errors naming the terminal."""
+    from ..automata import parse_regex
+
+    try:
+        node = parse_regex(source, flags)
+    except RegexUnsupported as e:
+        raise GrammarUnsupported(f"terminal {name} /{source}/: {e}") from e
+    except RegexSyntaxError as e:
+        raise GrammarSyntaxError(f"terminal {name} /{source}/: {e}") from e
+    if _has_lazy(source, flags):
+        node = And((node, Not(Concat((node, ANY_BYTE, Repeat(ANY_BYTE, 0, None))))))
+    return node
+
+
 def _has_lazy(source: str, flags: int) -> bool:
     """Whether a regex uses a lazy quantifier (``*?``, ``+?``, ``??``, ``{m,n}?``)."""
     from re import _constants as C  # type: ignore[attr-defined]
@@ -274,6 +378,19 @@ def lark_to_grammar(text: str, start: str = "start", *,
     lexemes: dict[str, Lexeme] = {}
     for name in sorted(used | set(ignore)):
         t = terminals[name]
+        split = _lookahead_split(t.pattern)
+        if split is not None and name not in ignore:
+            # /A|B(?!c)/: one lexeme per restricted branch, the terminal becomes a rule
+            subs: list[tuple[str, ...]] = []
+            for i, (branch, forbidden) in enumerate(split):
+                sub = f"{name}__la{i}"
+                node = _lazy_aware(name, branch, _flags_of(name, t.pattern))
+                lexemes[sub] = Lexeme(name=sub, regex=_non_empty(node) if _nullable_regex(
+                    branch, _flags_of(name, t.pattern)) else node, priority=int(t.priority),
+                    not_followed_by=forbidden)
+                subs.append((sub,))
+            rules[name] = subs
+            continue
         node = terminal_regex(name, t.pattern)
         if t.pattern.min_width == 0:
             if name in ignore and name not in used:

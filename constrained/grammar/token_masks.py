@@ -39,7 +39,8 @@ def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
     ok = np.zeros(trie.n_nodes, dtype=bool)
     if state.mode.dfa is None:
         return ok
-    live, groups = lexer_walk(trie, state.mode, ("root", state.q), state.q, None)
+    nfb = cg.not_followed_by or None
+    live, groups = lexer_walk(trie, state.mode, ("root", state.q), state.q, None, nfb)
     ok[live] = True
     visits = 1
     rnd: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]] = {}
@@ -54,7 +55,8 @@ def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
             nodes = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
             # a node group is named by its content: the same nodes entered in the same
             # mode give the same walk whatever path led there (shared across masks)
-            live, groups = lexer_walk(trie, ctx.mode, ("entry", nodes.tobytes()), ctx.q, nodes)
+            live, groups = lexer_walk(trie, ctx.mode, ("entry", nodes.tobytes()), ctx.q, nodes,
+                                      nfb)
             if live.size:
                 ok[live] = True
             _spread(cg, ctx, groups, nxt_round)
@@ -79,7 +81,8 @@ def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[tuple[frozenset[int
 
 
 def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int,
-               entry: np.ndarray | None) -> Walk:
+               entry: np.ndarray | None,
+               not_followed_by: dict[int, frozenset[int]] | None = None) -> Walk:
     """The parser-independent walk of ``mode``'s DFA over part of the trie (cached).
 
     ``entry is None``: from the root in DFA state ``q``. Otherwise ``entry`` are nodes
@@ -140,7 +143,19 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
         cuts = np.flatnonzero(np.diff(df)) + 1
         by_acc: dict[frozenset[int], list[np.ndarray]] = {}
         for part_nodes, part_from in zip(np.split(dn, cuts), np.split(df, cuts)):
-            by_acc.setdefault(mode.accepting(int(part_from[0])), []).append(part_nodes)
+            acc = mode.accepting(int(part_from[0]))
+            restricted = [i for i in acc if not_followed_by and i in not_followed_by]
+            if not restricted:
+                by_acc.setdefault(acc, []).append(part_nodes)
+                continue
+            # lexemes with a lookahead rule end only before bytes they allow: split the
+            # nodes by their byte (the first byte of what follows)
+            node_bytes = trie.byte[part_nodes]
+            for b in np.unique(node_bytes).tolist():
+                allowed = frozenset(i for i in acc
+                                    if b not in not_followed_by.get(i, ()))  # type: ignore[union-attr]
+                if allowed:
+                    by_acc.setdefault(allowed, []).append(part_nodes[node_bytes == b])
         for acc, parts in by_acc.items():
             groups.append((acc, np.sort(np.concatenate(parts))))
     result: Walk = (live_all, groups)
