@@ -31,7 +31,7 @@ _STATE_CACHE_BYTES = 256 * 1024 * 1024
 
 
 # transitions a walk may take on the uncompressed trie before the class-compressed one is built
-_BYTE_TRIE_BUDGET = 20_000
+_BYTE_TRIE_BUDGET = 5_000
 # allowed-token count up to which the token -> end-state lookup is a dict, not a dense array
 _DICT_LOOKUP_MAX = 4096
 # advances from one (large) state after which its dense token -> end-state table is built
@@ -145,9 +145,14 @@ class RegexConstraint(Constraint):
             result = walk_sparse(trie, self.dfa, state)
             assert result is not None
         ids, ends = live_tokens(trie, *result)
-        allowed = np.zeros(self._n_words * 32, dtype=bool)
-        allowed[ids] = True
-        words = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+        if ids.shape[0] <= 2048:  # few tokens: set their bits directly
+            acc = np.zeros(self._n_words, dtype=np.uint32)
+            np.bitwise_or.at(acc, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
+            words = acc.view(np.int32)
+        else:
+            allowed = np.zeros(self._n_words * 32, dtype=bool)
+            allowed[ids] = True
+            words = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
         for a in (words, ids, ends):
             a.setflags(write=False)
         entry = StateMasks(state, words, ids, ends, self.dfa, self.vocab.tokens)

@@ -34,8 +34,9 @@ class TokenTrie:
     nodes ``child_start[n]:child_end[n]``. Level ``d`` is nodes
     ``level_offsets[d]:level_offsets[d+1]``. ``token_ids[k]`` ends at node ``token_nodes[k]``
     (ids ascending); ``node_of_token[id]`` is -1 for tokens not in the trie.
-    ``node_token_ptr`` / ``node_token_ids`` list the tokens ending at each node (CSR), and
-    ``subtree_size`` bounds the work below a node, so walks can pick a strategy.
+    ``node_token_ptr`` / ``node_token_ids`` list the tokens ending at each node (CSR; the
+    byte trie has it, compressed tries skip the sort it needs), and ``subtree_size``
+    bounds the work below a node, so walks can pick a strategy.
     """
 
     fingerprint: str
@@ -49,8 +50,8 @@ class TokenTrie:
     token_nodes: np.ndarray   # int32[k]
     node_of_token: np.ndarray  # int32[len(vocab)]
     subtree_size: np.ndarray   # int32[n_nodes]: nodes in the subtree (itself included)
-    node_token_ptr: np.ndarray  # int32[n_nodes + 1]: tokens ending at node n are
-    node_token_ids: np.ndarray  # node_token_ids[node_token_ptr[n]:node_token_ptr[n + 1]]
+    node_token_ptr: np.ndarray | None  # int32[n_nodes + 1]: tokens ending at node n are
+    node_token_ids: np.ndarray | None  # node_token_ids[ptr[n]:ptr[n + 1]] (None: not indexed)
 
     @property
     def n_nodes(self) -> int:
@@ -96,7 +97,7 @@ class TokenTrie:
     @staticmethod
     def _assemble(fingerprint: str, parent: np.ndarray, byte: np.ndarray, depth: np.ndarray,
                   offsets: np.ndarray, token_ids: np.ndarray, token_nodes: np.ndarray,
-                  node_of_token: np.ndarray) -> "TokenTrie":
+                  node_of_token: np.ndarray, with_index: bool = True) -> "TokenTrie":
         """Derive child ranges, subtree sizes and the node->tokens index; freeze everything."""
         n = parent.shape[0]
         nodes = np.arange(n, dtype=np.int32)
@@ -108,9 +109,14 @@ class TokenTrie:
             plo, phi = int(offsets[d - 1]), int(offsets[d])
             size[plo:phi] += np.bincount(parent[lo:hi] - plo, weights=size[lo:hi],
                                          minlength=phi - plo).astype(np.int64)
-        order = np.argsort(token_nodes, kind="stable")
-        ptr = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(np.bincount(token_nodes, minlength=n), out=ptr[1:])
+        ptr: np.ndarray | None = None
+        by_node: np.ndarray | None = None
+        if with_index:
+            order = np.argsort(token_nodes, kind="stable")
+            ptr = np.zeros(n + 1, dtype=np.int32)
+            np.cumsum(np.bincount(token_nodes, minlength=n), out=ptr[1:])
+            by_node = _readonly(token_ids[order].astype(np.int32))
+            ptr = _readonly(ptr)
         return TokenTrie(
             fingerprint=fingerprint,
             parent=_readonly(parent.astype(np.int32)), byte=_readonly(byte.astype(np.uint8)),
@@ -118,8 +124,8 @@ class TokenTrie:
             child_start=_readonly(child_start), child_end=_readonly(child_end),
             token_ids=_readonly(token_ids), token_nodes=_readonly(token_nodes.astype(np.int32)),
             node_of_token=_readonly(node_of_token.astype(np.int32)),
-            subtree_size=_readonly(size.astype(np.int32)), node_token_ptr=_readonly(ptr),
-            node_token_ids=_readonly(token_ids[order].astype(np.int32)),
+            subtree_size=_readonly(size.astype(np.int32)), node_token_ptr=ptr,
+            node_token_ids=by_node,
         )
 
     @staticmethod
@@ -153,12 +159,26 @@ class TokenTrie:
         offs = self.level_offsets
         for d in range(1, self.max_depth + 1):
             lo, hi = int(offs[d]), int(offs[d + 1])
-            keys = new_id[self.parent[lo:hi]] * n_cls + node_cls[lo:hi]
-            # keys sorted ascending = (compressed parent, class): children stay contiguous
-            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            prev_lo = offsets[-2]
+            # key = (compressed parent, class), local to the previous compressed level
+            keys = (new_id[self.parent[lo:hi]] - prev_lo) * n_cls + node_cls[lo:hi]
+            span = (offsets[-1] - prev_lo) * n_cls
+            if span <= max(4 * (hi - lo), 1 << 16):
+                # dense dedup, no sort: mark used keys, rank them in key order
+                mark = np.zeros(span, dtype=bool)
+                mark[keys] = True
+                uniq = np.flatnonzero(mark)
+                rank = np.cumsum(mark, dtype=np.int64) - 1
+                inverse = rank[keys]
+                rep = np.empty(uniq.shape[0], dtype=np.uint8)
+                rep[inverse] = self.byte[lo:hi]  # any byte of the class represents it
+            else:
+                uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+                rep = self.byte[lo + first]
+            # keys ascending = (compressed parent, class): children stay contiguous
             new_id[lo:hi] = offsets[-1] + inverse
-            parents.append(uniq // n_cls)
-            reps.append(self.byte[lo + first])
+            parents.append(prev_lo + uniq // n_cls)
+            reps.append(rep)
             depths.append(np.full(uniq.shape[0], d, dtype=np.int32))
             offsets.append(offsets[-1] + int(uniq.shape[0]))
         token_nodes = new_id[self.token_nodes].astype(np.int32)
@@ -167,7 +187,7 @@ class TokenTrie:
         return TokenTrie._assemble(f"{self.fingerprint}/classes:{tag}",
                                    np.concatenate(parents).astype(np.int32), np.concatenate(reps),
                                    np.concatenate(depths), np.asarray(offsets, dtype=np.int64),
-                                   self.token_ids, token_nodes, node_of_token)
+                                   self.token_ids, token_nodes, node_of_token, with_index=False)
 
 
 class _TrieCache:

@@ -48,16 +48,14 @@ def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int,
     cs, ce, byte, size = trie.child_start, trie.child_end, trie.byte, trie.subtree_size
     step = getattr(dfa, "step", None)
     while frontier.size:
-        if step is not None and int(size[frontier].sum()) - frontier.size <= _SCALAR_FINISH_NODES:
+        if step is not None and frontier.size <= 4 * _SCALAR_FINISH_NODES \
+                and int(size[frontier].sum()) - frontier.size <= _SCALAR_FINISH_NODES:
             extra_nodes, extra_states = _finish_scalar(trie, step, frontier.tolist(), states.tolist())
             node_parts.append(np.asarray(extra_nodes, dtype=np.int32))
             state_parts.append(np.asarray(extra_states, dtype=np.int32))
             break
         starts = cs[frontier]
-        counts = ce[frontier] - starts
-        has = counts > 0
-        if not has.all():
-            starts, counts, states = starts[has], counts[has], states[has]
+        counts = ce[frontier] - starts  # zero for leaves: np.repeat drops them
         total = int(counts.sum())
         if total == 0:
             break
@@ -115,16 +113,19 @@ def token_end_states(trie: TokenTrie, node_states: np.ndarray) -> tuple[np.ndarr
 
 
 def live_tokens(trie: TokenTrie, nodes: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From a sparse walk: (ids of tokens ending at live nodes, their end states), in node order.
+    """From a sparse walk: (ids of tokens ending at live nodes, their end states).
 
-    Costs O(live nodes + allowed tokens), independent of the vocabulary size.
+    With the trie's node->tokens index this costs O(live nodes + allowed tokens) (node
+    order); without it, one gather over all tokens (ascending ids).
     """
-    ptr = trie.node_token_ptr
+    ptr, by_node = trie.node_token_ptr, trie.node_token_ids
+    if ptr is None or by_node is None:
+        dense = np.zeros(trie.n_nodes, dtype=np.int32)
+        dense[nodes] = states
+        return token_end_states(trie, dense)
     starts = ptr[nodes]
     counts = ptr[nodes + 1] - starts
-    has = counts > 0
-    starts, counts, st = starts[has], counts[has], states[has]
     total = int(counts.sum())
     ends = np.cumsum(counts)
     idx = np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)
-    return trie.node_token_ids[idx], np.repeat(st, counts)
+    return by_node[idx], np.repeat(states, counts)
