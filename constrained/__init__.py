@@ -70,3 +70,9 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+# `constrained.generate` names both a submodule and the function it defines. Importing the
+# submodule (``from constrained.generate import ...``) would rebind the package attribute to the
+# module object and shadow the function, so bind the two functions eagerly (cheap: numpy only).
+from .generate import generate, stream  # noqa: E402

@@ -11,7 +11,7 @@ import datetime
 import enum
 import sys
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Role(str, enum.Enum):
@@ -27,6 +27,7 @@ class Role(str, enum.Enum):
 class Address(BaseModel):
     """Where the person lives."""
 
+    model_config = ConfigDict(extra="forbid")
     city: str = Field(max_length=40)
     country: str = Field(max_length=40)
 
@@ -34,6 +35,7 @@ class Address(BaseModel):
 class Person(BaseModel):
     """A person mentioned in the text."""
 
+    model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=60)
     birth_date: datetime.date
     role: Role
