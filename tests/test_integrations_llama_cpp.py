@@ -4,14 +4,17 @@ llama-cpp-python calls ``processor(input_ids, scores)`` with ``input_ids`` a 1-D
 ``np.intc`` array of the whole context (prompt + generated) and ``scores`` the 1-D
 ``np.single`` logits of the next position, and samples from what it returns. The loop
 below does exactly that (greedy and seeded sampling) over the real GPT-2 vocabulary;
-outputs are checked with Python's `re`. When llama_cpp itself is importable, a real
-``Llama`` run on the default model's GGUF is checked too.
+outputs are checked with Python's `re`. When llama_cpp itself is importable, real
+``Llama`` runs on the default model's GGUF are checked too (completion under a regex, a
+sampled chat completion under a JSON Schema, validated with `jsonschema`).
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -109,3 +112,14 @@ def test_real_llama_cpp_completion() -> None:
                  logits_processor=llama_cpp.LogitsProcessorList([proc]))
     text = result["choices"][0]["text"]
     assert re.fullmatch(r"\d{3}-\d{4}", text), text
+    assert result["choices"][0]["finish_reason"] == "stop"  # ended on EOS, not the budget
+    # a chat completion under a JSON Schema, sampled
+    schema = {"type": "object", "additionalProperties": False, "required": ["city", "population"],
+              "properties": {"city": {"type": "string", "maxLength": 12},
+                             "population": {"type": "integer", "minimum": 0}}}
+    proc = LlamaCppLogitsProcessor(constrained.compile_json_schema(schema, vocab))
+    chat = llm.create_chat_completion([{"role": "user", "content": "Describe Paris as JSON."}],
+                                      max_tokens=64, temperature=0.7, seed=1,
+                                      logits_processor=llama_cpp.LogitsProcessorList([proc]))
+    content = chat["choices"][0]["message"]["content"]
+    jsonschema.validate(json.loads(content), schema)
