@@ -66,6 +66,12 @@ def vocab(load_vocab: Callable[[str], Vocabulary]) -> Vocabulary:
     return load_vocab("gpt-2")
 
 
+@pytest.fixture(scope="module", params=["gpt-2", "llama-spm", "llama-bpe"])
+def any_vocab(request: pytest.FixtureRequest, load_vocab: Callable[[str], Vocabulary]) -> Vocabulary:
+    """Byte-level BPE (GPT-2, Llama-3) and SentencePiece with byte fallback (Llama-2)."""
+    return load_vocab(request.param)
+
+
 class GreedyTokenizer:
     """Longest-match tokenization over the vocabulary's text tokens (a valid, non-canonical one)."""
 
@@ -95,10 +101,12 @@ def test_requests_validate_under_reference_parsers() -> None:
         check(target)
 
 
-def test_serving_loop_batch_speculative_rollback_jump_forward(vocab: Vocabulary) -> None:
+@pytest.mark.parametrize("seed", [1234, 7])
+def test_serving_loop_batch_speculative_rollback_jump_forward(any_vocab: Vocabulary, seed: int) -> None:
+    vocab = any_vocab
     backend = ServingBackend(vocab)
     tok = GreedyTokenizer(vocab)
-    rng = np.random.default_rng(1234)
+    rng = np.random.default_rng(seed)
     grammars = [backend.compile_grammar(kind, spec) for kind, spec, _t, _c in REQUESTS]
     targets = [t.encode() for _k, _s, t, _c in REQUESTS]
     outputs = [b"" for _ in REQUESTS]
