@@ -136,6 +136,8 @@ def hf() -> tuple[object, object, Vocabulary]:
 
     from engine.registry import model_path
 
+    pytest.importorskip("accelerate", reason="transformers needs accelerate to load GGUF files "
+                        "(pip install 'constrained[transformers]')")
     path = model_path()
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
