@@ -89,8 +89,10 @@ def _align(flat: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     if len(flat) < 2:
         return flat
     names: list[str] = []
+    patterns: list[str] = []
     for s in flat:
         names.extend(k for k in s.get("properties", {}) if k not in names)
+        patterns.extend(k for k in s.get("patternProperties", {}) if k not in patterns)
     longest = max(len(s.get("prefixItems", [])) for s in flat)
     out = []
     for s in flat:
@@ -102,6 +104,13 @@ def _align(flat: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
                 raise SchemaUnsupported(f"allOf: additionalProperties with patternProperties next to "
                                         f"other properties at {where or '/'}")
             s["properties"] = {**s.get("properties", {}), **{n: extra for n in missing}}
+        missing_patterns = [p for p in patterns if p not in s.get("patternProperties", {})]
+        if extra is not True and missing_patterns:
+            # keys another conjunct matches by pattern are "additional" for this one
+            if s.get("patternProperties"):
+                raise SchemaUnsupported(f"allOf: different patternProperties next to additionalProperties "
+                                        f"at {where or '/'}")
+            s["patternProperties"] = {p: extra for p in missing_patterns}
         prefix = list(s.get("prefixItems", []))
         if len(prefix) < longest:
             rest = s.get("items", True)
