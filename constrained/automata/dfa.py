@@ -39,6 +39,7 @@ class LazyDFA:
         self._lock = threading.RLock()
         nfa = self.nfa
         self._class_of = nfa.class_of.astype(np.intp)
+        self._class_of32 = nfa.class_of.astype(np.int32)
         self.n_classes = nfa.n_classes
         cap = 64
         self._table = np.full((cap, self.n_classes), -1, dtype=np.int32)
@@ -199,18 +200,28 @@ class LazyDFA:
         return int(t)
 
     def step_many(self, states: np.ndarray, bytes_: np.ndarray) -> np.ndarray:
-        """Vectorised ``step``: ``int32[n]`` successors of ``states[i]`` on ``bytes_[i]``."""
-        states = np.asarray(states, dtype=np.intp)
+        """Vectorised ``step``: ``int32[n]`` successors of ``states[i]`` on ``bytes_[i]``.
+
+        One flat ``take`` on the table; rows still unknown are expanded (once per unique
+        state) and the lookup repeated.
+        """
         if isinstance(bytes_, (bytes, bytearray, memoryview)):
             bytes_ = np.frombuffer(bytes_, dtype=np.uint8)
-        cls = self._class_of[np.asarray(bytes_, dtype=np.intp)]
-        out = self._table[states, cls]
-        unknown = out < 0
-        if unknown.any():
-            for s in np.unique(states[unknown]).tolist():
-                self._expand(s)
-            out = self._table[states, cls]
-        return out.astype(np.int32, copy=False)
+        cls = self._class_of32[np.asarray(bytes_)]
+        states = np.asarray(states)
+        table = self._table
+        if states.dtype == np.int32 and table.size < 2**31:
+            idx = states * np.int32(self.n_classes)
+        else:
+            idx = states.astype(np.int64) * self.n_classes
+        idx += cls
+        out = table.reshape(-1).take(idx)
+        n = len(out)
+        if n and (min(out.tolist()) if n <= 16 else int(np.minimum.reduce(out))) < 0:
+            for s in np.unique(states[out < 0]).tolist():
+                self._expand(int(s))
+            out = self._table.reshape(-1).take(idx)
+        return out
 
     def transitions(self, state: int) -> np.ndarray:
         """``int32[n_classes]``: successor of ``state`` for every byte class."""
