@@ -210,6 +210,7 @@ class LazyDFA:
         cls = self._class_of32[np.asarray(bytes_)]
         states = np.asarray(states)
         table = self._table
+        idx: np.ndarray
         if states.dtype == np.int32 and table.size < 2**31:
             idx = states * np.int32(self.n_classes)
         else:
