@@ -92,12 +92,18 @@ class Ours(br.Ours):
     name = "ours"
 
     def __init__(self, *a: Any) -> None:
-        super().__init__(*a)
+        br.Engine.__init__(self, *a)
         from constrained.grammar import lark_to_grammar
+        from constrained.masks.trie import TokenTrie
+        from constrained.vocab import Vocabulary
 
+        self.vocab = Vocabulary.from_tokens(self.tokens, eos_token_ids=[self.eos],
+                                            special_token_ids=sorted(self.special),
+                                            logit_width=self.width)
+        TokenTrie.for_vocab(self.vocab)  # per-vocabulary setup, like the peers' tokenizer info
         # process-level one-time work (imports, Lark's own grammar-of-grammars parser),
         # counted in setup like the peers' tokenizer preparation
-        lark_to_grammar('start: "a"i')
+        self.compile('start: "a"i').matcher().mask()
 
     def compile(self, text: str) -> Any:  # type: ignore[override]
         from constrained.grammar import GrammarConstraint, lark_to_grammar

@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConstraintTooComplex
-from ..masks.bitmask import bool_to_bitmask
 from ..masks.trie import TokenTrie
 from .compiled import CompiledGrammar, LexerMode, LexState
 
@@ -167,7 +166,8 @@ def allowed_token_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
                         n_words: int) -> np.ndarray:
     """Bitmask words (int32[n_words]) of the tokens allowed from ``state`` (EOS excluded)."""
     ok = allowed_nodes(cg, trie, state)
-    ids = trie.token_ids[ok[trie.token_nodes]]
+    ok[0] = False  # the root: tokens not in the trie (special, empty) point here
+    node_of = trie.node_of_token
     bits = np.zeros(n_words * 32, dtype=bool)
-    bits[ids] = True
-    return bool_to_bitmask(bits)
+    bits[:node_of.size] = ok[np.maximum(node_of, 0)]
+    return np.packbits(bits, bitorder="little").view("<i4").astype(np.int32, copy=False)
