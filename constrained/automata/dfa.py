@@ -3,10 +3,11 @@
 A DFA state is the frozenset of live NFA byte/accept states it stands for. A state's row
 (its successor for every byte equivalence class) is computed the first time any of its
 transitions is needed, in one go: the classes are grouped by which NFA states accept
-them (numpy ``packbits`` + ``unique``), so the Python work is per distinct successor,
-not per byte. Rows live in a growable ``int32[states, n_classes]`` table (-1 = not yet
-computed, state 0 = dead), so a batch of lookups is one numpy fancy index. Growth is
-serialised by a lock; the language never changes, so the object is logically immutable.
+them (member bitmasks in plain Python for small sets, ``packbits`` + uint64 ``unique``
+otherwise), so the Python work is per distinct successor, not per byte. Rows live in a
+growable ``int32[states, n_classes]`` table (-1 = not yet computed, state 0 = dead), so
+a batch of lookups is one numpy ``take``. Growth is serialised by a lock; the language
+never changes, so the object is logically immutable.
 """
 from __future__ import annotations
 
