@@ -41,16 +41,24 @@ class DeviceDecoder:
 
     ``constraints`` is one constraint for every row, one per row (``None`` = free), or
     ``None``. Greedy when ``temperature == 0``; otherwise softmax(logits / T) draws from
-    ``generator`` (a device generator of the backend, e.g. ``torch.Generator``). With
-    ``ignore_eos`` rows never stop on EOS (unconstrained throughput measurements).
+    ``generator`` (a device generator of the backend, e.g. ``torch.Generator``), after the
+    optional top-k / top-p / min-p filters (device backends only). With ``ignore_eos`` free
+    rows never stop on EOS (unconstrained throughput measurements).
     """
 
     def __init__(self, model: Any, prompts: Sequence[Sequence[int]],
                  constraints: Constraint | Sequence[Constraint | None] | None = None,
                  max_new_tokens: int = 128, temperature: float = 0.0,
-                 generator: Any | None = None, ignore_eos: bool = False) -> None:
+                 generator: Any | None = None, ignore_eos: bool = False, *,
+                 top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> None:
         if max_new_tokens < 1:
             raise ConstrainedError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.filters = {"top_k": int(top_k), "top_p": float(top_p), "min_p": float(min_p)}
+        if (top_k or top_p < 1.0 or min_p > 0.0) and not hasattr(model.backend, "sample"):
+            raise ConstrainedError(
+                f"top-k/top-p/min-p need a backend that samples on the device (torch, cupy), not "
+                f"{getattr(model.backend, 'name', type(model.backend).__name__)}; use constrained.generate"
+            )
         batch = len(prompts)
         if constraints is None or not isinstance(constraints, Sequence):
             per_row: list[Constraint | None] = [constraints] * batch  # type: ignore[list-item]
@@ -98,7 +106,8 @@ class DeviceDecoder:
             else:
                 apply_token_bitmask(logits, self._bits)
         if hasattr(be, "sample"):
-            return np.asarray(be.sample(logits, self.temperature, self.generator), dtype=np.int64)
+            return np.asarray(be.sample(logits, self.temperature, self.generator, **self.filters),
+                              dtype=np.int64)
         host = np.asarray(logits)
         if self.temperature <= 0:
             return host.argmax(axis=-1)

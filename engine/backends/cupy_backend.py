@@ -131,19 +131,49 @@ class CupyBackend(Backend):
             logits[:, covered:] = -cp.inf
         return logits
 
-    def sample(self, logits: Array, temperature: float, generator: Any | None = None) -> np.ndarray:
-        """One id per row: argmax at ``temperature == 0``, else a Gumbel-max draw on device.
+    def filter_logits(self, logits: Array, temperature: float, top_k: int = 0, top_p: float = 1.0,
+                      min_p: float = 0.0) -> Array:
+        """Temperature-scaled logits with top-k / top-p / min-p filtered entries at -inf (new array).
+
+        Same rules as ``engine.sampling.filter_logits``, computed on the device.
+        """
+        cp = self.cp
+        x = logits / cp.float32(temperature) if temperature > 0 else logits.copy()
+        W = x.shape[-1]
+        if top_k and top_k < W:
+            kth = cp.partition(x, W - top_k, axis=-1)[:, W - top_k][:, None]
+            x[x < kth] = -cp.inf
+        if top_p < 1.0:
+            order = cp.argsort(-x, axis=-1)
+            sorted_x = cp.take_along_axis(x, order, axis=-1)
+            e = cp.exp(sorted_x - sorted_x[:, :1])
+            probs = e / e.sum(axis=-1, keepdims=True)
+            remove_sorted = (cp.cumsum(probs, axis=-1) - probs) >= cp.float32(top_p)
+            remove = cp.empty_like(remove_sorted)
+            remove[cp.arange(x.shape[0])[:, None], order] = remove_sorted  # undo the sort
+            x[remove] = -cp.inf
+        if min_p > 0.0:
+            e = cp.exp(x - x.max(axis=-1, keepdims=True))
+            probs = e / e.sum(axis=-1, keepdims=True)
+            x[probs < probs.max(axis=-1, keepdims=True) * cp.float32(min_p)] = -cp.inf
+        return x
+
+    def sample(self, logits: Array, temperature: float, generator: Any | None = None, *,
+               top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> np.ndarray:
+        """One id per row: argmax at ``temperature == 0``, else a Gumbel-max draw on device
+        from the filtered softmax.
 
         ``generator`` is a ``cupy.random.Generator``-like object with ``random(shape)``
         (default: CuPy's global generator).
         """
         cp = self.cp
-        if temperature <= 0:
+        if temperature <= 0 or top_k == 1:
             return cp.asnumpy(logits.argmax(axis=-1))
+        x = self.filter_logits(logits, temperature, top_k, top_p, min_p)
         rand = generator.random if generator is not None else cp.random.random
-        u = cp.maximum(rand(logits.shape, dtype=cp.float32), cp.float32(1e-20))
+        u = cp.maximum(rand(x.shape, dtype=cp.float32), cp.float32(1e-20))
         gumbel = -cp.log(-cp.log(u))
-        return cp.asnumpy((logits / cp.float32(temperature) + gumbel).argmax(axis=-1))
+        return cp.asnumpy((x + gumbel).argmax(axis=-1))
 
     def synchronize(self) -> None:
         """Wait for queued device work (for timing)."""

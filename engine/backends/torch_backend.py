@@ -141,18 +141,44 @@ class TorchBackend(Backend):
             logits[:, allowed.shape[1]:] = float("-inf")
         return logits
 
-    def sample(self, logits: Array, temperature: float, generator: Any | None = None) -> np.ndarray:
-        """One id per row: argmax when ``temperature == 0``, else a softmax(logits/T) draw.
+    def filter_logits(self, logits: Array, temperature: float, top_k: int = 0, top_p: float = 1.0,
+                      min_p: float = 0.0) -> Array:
+        """Temperature-scaled logits with top-k / top-p / min-p filtered entries at -inf.
+
+        Same rules as ``engine.sampling.filter_logits`` (top-p keeps the smallest prefix whose
+        mass reaches ``top_p``, at least one token), computed on the device; new array.
+        """
+        torch = self.torch
+        x = logits / temperature if temperature > 0 else logits.clone()
+        W = x.shape[-1]
+        if top_k and top_k < W:
+            kth = torch.topk(x, top_k, dim=-1).values[:, -1:]
+            x = x.masked_fill(x < kth, float("-inf"))
+        if top_p < 1.0:
+            sorted_x, order = torch.sort(x, dim=-1, descending=True, stable=True)
+            probs = torch.softmax(sorted_x, dim=-1)
+            remove_sorted = (torch.cumsum(probs, dim=-1) - probs) >= top_p
+            remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
+            x = x.masked_fill(remove, float("-inf"))
+        if min_p > 0.0:
+            probs = torch.softmax(x, dim=-1)
+            x = x.masked_fill(probs < probs.max(dim=-1, keepdim=True).values * min_p, float("-inf"))
+        return x
+
+    def sample(self, logits: Array, temperature: float, generator: Any | None = None, *,
+               top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> np.ndarray:
+        """One id per row: argmax when ``temperature == 0``, else a draw from the filtered softmax.
 
         Rows are drawn with the Gumbel-max trick (one kernel, no host sync until the ids
         are read back); ``generator`` is a ``torch.Generator`` on this device for seeding.
         """
         torch = self.torch
-        if temperature <= 0:
+        if temperature <= 0 or top_k == 1:
             return logits.argmax(dim=-1).to("cpu").numpy()
-        u = torch.rand(logits.shape, generator=generator, device=self.device, dtype=torch.float32)
+        x = self.filter_logits(logits, temperature, top_k, top_p, min_p)
+        u = torch.rand(x.shape, generator=generator, device=self.device, dtype=torch.float32)
         gumbel = -torch.log(-torch.log(u.clamp_(min=1e-20)))
-        return (logits / temperature + gumbel).argmax(dim=-1).to("cpu").numpy()
+        return (x + gumbel).argmax(dim=-1).to("cpu").numpy()
 
     def synchronize(self) -> None:
         """Wait for queued device work (for timing)."""

@@ -262,6 +262,13 @@ def test_device_decoder_sampling_and_ignore_eos(models: tuple) -> None:
     dec = DeviceDecoder(mt, [prompt] * 3, regex, max_new_tokens=16, temperature=1.0, generator=gen)
     for ids in dec.run():
         assert re.fullmatch(DIGITS, mt.tokenizer.decode(ids))
+    gen.manual_seed(1)
+    top = DeviceDecoder(mt, [prompt] * 2, regex, max_new_tokens=16, temperature=0.9, generator=gen,
+                        top_k=20, top_p=0.9, min_p=0.01)
+    for ids in top.run():
+        assert re.fullmatch(DIGITS, mt.tokenizer.decode(ids))
+    with pytest.raises(constrained.ConstrainedError, match="device"):
+        DeviceDecoder(_mn, [prompt], regex, top_k=5)
     free = DeviceDecoder(mt, [prompt, prompt[:5]], None, max_new_tokens=6, ignore_eos=True)
     assert [len(r) for r in free.run()] == [6, 6]
     assert free.stats.tokens == 12 and free.stats.mask_fill_s == 0.0
@@ -285,3 +292,27 @@ def test_constrained_generate_runs_on_the_torch_backend(models: tuple) -> None:
     city = constrained.generate(mt, "Name a city as JSON.", schema)
     jsonschema.validate(city, schema)
     assert city == constrained.generate(mn, "Name a city as JSON.", schema)
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p", "min_p"),
+    [(1.0, 0, 1.0, 0.0), (0.7, 50, 1.0, 0.0), (1.0, 0, 0.9, 0.0), (1.3, 0, 1.0, 0.05), (0.8, 40, 0.8, 0.02)],
+)
+def test_device_filters_equal_engine_sampling(pair: tuple, temperature: float, top_k: int, top_p: float,
+                                              min_p: float) -> None:
+    """On-device top-k / top-p / min-p keep exactly the tokens engine.sampling keeps."""
+    from engine.sampling import SamplingParams, filter_logits
+
+    _nb, tb = pair
+    rng = np.random.default_rng(5)
+    logits = (rng.normal(size=(3, 500)) * 3).astype(np.float32)
+    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+    want = filter_logits(logits, params)
+    got = tb.to_numpy(tb.filter_logits(tb.asarray(logits), temperature, top_k, top_p, min_p))
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], rtol=1e-6)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    keep = np.isfinite(want)
+    for _ in range(50):
+        ids = tb.sample(tb.asarray(logits), temperature, gen, top_k=top_k, top_p=top_p, min_p=min_p)
+        assert keep[np.arange(3), ids].all()

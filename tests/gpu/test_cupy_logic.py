@@ -37,7 +37,8 @@ def _numpy_as_cupy(seed: int = 0) -> Any:
     """A namespace with the cupy functions the backend calls, implemented by numpy."""
     rng = np.random.default_rng(seed)
     names = ["asarray", "zeros", "float32", "int64", "int32", "arange", "sqrt", "concatenate",
-             "ascontiguousarray", "exp", "tanh", "bool_", "inf", "maximum", "log"]
+             "ascontiguousarray", "exp", "tanh", "bool_", "inf", "maximum", "log", "partition",
+             "argsort", "take_along_axis", "cumsum", "empty_like"]
     ns = SimpleNamespace(**{n: getattr(np, n) for n in names})
     ns.asnumpy = np.asarray
     ns.random = SimpleNamespace(random=lambda shape, dtype=np.float64: rng.random(shape, dtype=dtype))
@@ -116,3 +117,23 @@ def test_missing_cupy_or_cuda_is_a_clear_error() -> None:
             CupyBackend("cuda")
     with pytest.raises(BackendUnavailable, match="CUDA devices only"):
         CupyBackend("cpu")
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p", "min_p"),
+    [(0.7, 50, 1.0, 0.0), (1.0, 0, 0.9, 0.0), (1.3, 0, 1.0, 0.05), (0.8, 40, 0.8, 0.02)],
+)
+def test_device_filters_equal_engine_sampling(temperature: float, top_k: int, top_p: float,
+                                              min_p: float) -> None:
+    from engine.sampling import SamplingParams, filter_logits
+
+    cb = _stand_in_backend()
+    logits = (np.random.default_rng(5).normal(size=(3, 500)) * 3).astype(np.float32)
+    want = filter_logits(logits, SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p,
+                                                min_p=min_p))
+    got = cb.filter_logits(logits, temperature, top_k, top_p, min_p)
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    keep = np.isfinite(want)
+    for _ in range(30):
+        ids = cb.sample(logits, temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+        assert keep[np.arange(3), ids].all()
