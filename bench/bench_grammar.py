@@ -93,7 +93,6 @@ class Ours(br.Ours):
 
     def __init__(self, *a: Any) -> None:
         br.Engine.__init__(self, *a)
-        from constrained.grammar import lark_to_grammar
         from constrained.masks.trie import TokenTrie
         from constrained.vocab import Vocabulary
 
