@@ -215,7 +215,8 @@ def test_recursion_goes_through_the_grammar() -> None:
      "at /properties/a/format"),
     ({"allOf": [{"type": "string"}, {"type": "integer"}]}, SchemaUnsatisfiable, "accepts no JSON value"),
     ({"type": "integer", "minimum": 5, "maximum": 4}, SchemaUnsatisfiable, "accepts no JSON value"),
-    ({"not": {"type": "string"}}, SchemaUnsupported, "not: keyword not supported (at /"),
+    ({"not": {"minimum": 3}}, SchemaUnsupported, "not: only negated types, string values and {} are supported (at /not"),
+    ({"if": {"type": "string"}, "then": {"minLength": 2}}, SchemaUnsupported, "if: keyword not supported"),
     ({"type": "array", "uniqueItems": True}, SchemaUnsupported, "uniqueItems"),
     ({"oneOf": [{"type": "integer"}, {"minimum": 2}]}, SchemaUnsupported, "not provably disjoint"),
     ({"type": "string", "pattern": "(unclosed"}, SchemaError, "not a valid ECMA-262 regex"),
@@ -227,6 +228,27 @@ def test_recursion_goes_through_the_grammar() -> None:
 def test_bad_schemas_raise_specific_errors(schema: Any, error: type[Exception], text: str) -> None:
     with pytest.raises(error, match=re.escape(text)):
         schema_to_language(schema)
+
+
+def test_negations_and_dependencies() -> None:
+    accepts = acceptor({"not": {"type": ["string", "null"]}, "type": ["string", "integer", "null"]})
+    assert accepts(b"3") and not accepts(b'"x"') and not accepts(b"null")
+    accepts = acceptor({"type": "string", "not": {"enum": ["a", "b"]}})
+    assert accepts(b'"c"') and accepts(b'"ab"') and not accepts(b'"a"') and not accepts(b'"\u0061"')
+    accepts = acceptor({"type": "object", "properties": {"x": {"not": {}}, "y": {"type": "integer"}}})
+    assert accepts(b'{"y": 1}') and not accepts(b'{"x": 1}')
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+              "dependentRequired": {"a": ["b"]}, "additionalProperties": False}
+    accepts = acceptor(schema)
+    val = reference_validator(schema)
+    for text in ["{}", '{"a": 1}', '{"b": 1}', '{"a": 1, "b": 2}']:
+        assert accepts(text.encode()) == val.is_valid(json.loads(text)), text
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+              "dependentSchemas": {"b": {"properties": {"a": {"minimum": 5}}}}, "additionalProperties": False}
+    accepts = acceptor(schema)
+    val = reference_validator(schema)
+    for text in ["{}", '{"a": 1}', '{"b": 1}', '{"a": 1, "b": 2}', '{"a": 7, "b": 2}']:
+        assert accepts(text.encode()) == val.is_valid(json.loads(text)), text
 
 
 def test_unknown_option_is_an_error() -> None:

@@ -267,6 +267,8 @@ class SchemaCompiler:
             if key in schema:
                 self.unsupported(key, ctx, "dynamic references are not supported")
         choices = list(schema.get("x-choices", []))
+        schema, deps = self._dependencies(schema, ctx)
+        choices += deps
         for key in ("anyOf", "oneOf"):
             if key in schema:
                 if not isinstance(schema[key], list) or not schema[key]:
@@ -275,6 +277,44 @@ class SchemaCompiler:
         if choices:
             return self._compile_choices(schema, choices, ctx)
         return self._compile_plain(schema, ctx)
+
+    def _dependencies(self, schema: dict[str, Any], ctx: Ctx) -> tuple[dict[str, Any], list[tuple[str, list[Any]]]]:
+        """``dependentRequired`` / ``dependentSchemas`` as choices: for each trigger
+        property, either it is absent or it is present with its dependencies (exact)."""
+        out: list[tuple[str, list[Any]]] = []
+        if "dependentRequired" not in schema and "dependentSchemas" not in schema:
+            return schema, out
+        schema = dict(schema)
+        for name, deps in (schema.pop("dependentRequired", None) or {}).items():
+            if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+                raise SchemaError(f"dependentRequired/{name} at {ctx.pointer or '/'} must be an array of strings")
+            out.append(("anyOf", [{"properties": {name: False}}, {"required": [name, *deps]}]))
+        for name, sub in (schema.pop("dependentSchemas", None) or {}).items():
+            out.append(("anyOf", [{"properties": {name: False}}, {"required": [name], "allOf": [sub]}]))
+        return schema, out
+
+    def _negation(self, schema: dict[str, Any], ctx: Ctx) -> tuple[set[str] | None, list[str]]:
+        """``not`` where it is exact: returns (types to remove, or None for all; string
+        values to exclude). Refuses other negations."""
+        neg = schema["not"]
+        if neg is True or neg == {}:
+            return None, []
+        if neg is False:
+            return set(), []
+        if isinstance(neg, dict):
+            keys = {k for k in neg if k not in ANNOTATIONS}
+            if keys == {"type"}:
+                removed = {neg["type"]} if isinstance(neg["type"], str) else set(neg["type"])
+                if "number" in removed:
+                    removed.add("integer")
+                return removed, []
+            if keys <= {"enum", "const", "type"} and keys & {"enum", "const"}:
+                vals = list(neg.get("enum", [])) + ([neg["const"]] if "const" in neg else [])
+                t = neg.get("type")
+                if all(isinstance(v, str) for v in vals) and t in (None, "string"):
+                    return set(), vals
+        self.unsupported("not", ctx.at("not"), "only negated types, string values and {} are supported")
+        return set(), []
 
     # -- anyOf / oneOf ----------------------------------------------------------------------
     def _compile_choices(self, schema: dict[str, Any], choices: list[tuple[str, list[Any]]], ctx: Ctx) -> Piece:
@@ -374,7 +414,13 @@ class SchemaCompiler:
 
     # -- plain schemas (no combinators) -------------------------------------------------------
     def _compile_plain(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
-        for key in ("not", "if", "then", "else", "dependentSchemas", "contains", "minContains", "maxContains"):
+        excluded_strings: list[str] = []
+        removed_types: set[str] | None = set()
+        if "not" in schema:
+            removed_types, excluded_strings = self._negation(schema, ctx)
+            if removed_types is None:
+                return NOTHING
+        for key in ("if", "then", "else", "contains", "minContains", "maxContains"):
             if key in schema:
                 if key in ("then", "else") and "if" not in schema:
                     continue
@@ -389,9 +435,13 @@ class SchemaCompiler:
         if "enum" in schema or "const" in schema:
             return self._compile_enum(schema, ctx)
         order = ["null", "boolean", "integer", "number", "string", "array", "object"]
-        wanted = [t for t in order if types is None or t in types]
+        wanted = [t for t in order if (types is None or t in types) and t not in removed_types]
         if "number" in wanted and "integer" in wanted:
             wanted.remove("integer")
+        if "number" in removed_types and "integer" in wanted:
+            wanted.remove("integer")
+        if "integer" in removed_types and "number" in wanted:
+            self.unsupported("not", ctx.at("not"), "numbers that are not integers")
         pieces: list[Piece] = []
         for t in wanted:
             if t == "null":
@@ -401,7 +451,11 @@ class SchemaCompiler:
             elif t in ("integer", "number"):
                 pieces.append(self._number(schema, ctx, integer=(t == "integer")))
             elif t == "string":
-                pieces.append(self._string(schema, ctx))
+                if excluded_strings:
+                    content = And((self.string_content(schema, ctx), strings_except(excluded_strings)))
+                    pieces.append(string_node(content, self.enc_memo))
+                else:
+                    pieces.append(self._string(schema, ctx))
             elif t == "array":
                 pieces.append(self._array(schema, ctx))
             else:
@@ -603,8 +657,6 @@ class SchemaCompiler:
         required = schema.get("required", [])
         if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
             raise SchemaError(f"required at {ctx.pointer or '/'} must be an array of strings")
-        if "dependentRequired" in schema:
-            self.unsupported("dependentRequired", ctx.at("dependentRequired"), "keyword not supported")
         patterns = schema.get("patternProperties", {})
         extra_schema = schema.get("additionalProperties", True)
         if self.options.additional_properties is False and props and extra_schema is not False:
