@@ -45,6 +45,11 @@ class TorchBackend(Backend):
                     "device 'cuda' was requested but torch sees no CUDA device "
                     f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})"
                 )
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise BackendUnavailable(
+                    f"device {device!r} does not exist: torch sees {torch.cuda.device_count()} CUDA device(s)"
+                )
+            # process-wide torch switches: full float32 matmuls, as the numpy backend computes
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
         elif dev.type != "cpu":
