@@ -127,3 +127,13 @@ def test_template_flag_refused_and_debug_flag_ignored(capsys: pytest.CaptureFixt
     dfa = LazyDFA([parse_regex("ab", re.DEBUG)])
     assert dfa.matches(b"ab")
     assert capsys.readouterr().out == ""
+
+
+def test_deep_ast_raises() -> None:
+    from constrained.automata import Alt, ByteSet, Concat
+
+    node = ByteSet.of(97)
+    for _ in range(5000):
+        node = Alt((Concat((node, ByteSet.of(98))), ByteSet.of(99)))
+    with pytest.raises(ConstraintTooComplex, match="nested too deeply"):
+        LazyDFA([node])

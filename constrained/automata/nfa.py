@@ -12,7 +12,6 @@ only ever contain those, so every non-empty DFA state is live.
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -368,25 +367,21 @@ def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
     limits = limits or DEFAULT_LIMITS
     deadline = Deadline(limits.max_seconds, "regex NFA construction")
     memo: dict[int, int] = {}
-    estimate = sum(_estimate(n, memo) for n in nodes)
-    # The estimate counts shared UTF-8 sub-trees per use, so allow some slack.
-    if estimate > 4 * limits.max_nfa_states:
-        raise ConstraintTooComplex(
-            f"regex NFA would need about {estimate} states, over the limit of "
-            f"{limits.max_nfa_states} (Limits.max_nfa_states); counted repetitions multiply")
     b = _Builder(limits, deadline)
     starts: list[int] = []
-    old_limit = sys.getrecursionlimit()
     try:
-        sys.setrecursionlimit(max(old_limit, 20_000))
+        estimate = sum(_estimate(n, memo) for n in nodes)
+        # The estimate counts shared UTF-8 sub-trees per use, so allow some slack.
+        if estimate > 4 * limits.max_nfa_states:
+            raise ConstraintTooComplex(
+                f"regex NFA would need about {estimate} states, over the limit of "
+                f"{limits.max_nfa_states} (Limits.max_nfa_states); counted repetitions multiply")
         for i, node in enumerate(nodes):
             b.current_lexeme = i
             acc = b.new(KIND_ACCEPT)
             starts.append(b.build(node, acc))
     except RecursionError:
-        raise ConstraintTooComplex("regex is nested too deeply") from None
-    finally:
-        sys.setrecursionlimit(old_limit)
+        raise ConstraintTooComplex("regex AST is nested too deeply") from None
     nfa = _finish(b, starts, deadline)
     nfa.max_closure_total = limits.max_state_set_total
     return nfa
