@@ -251,6 +251,14 @@ def test_negations_and_dependencies() -> None:
         assert accepts(text.encode()) == val.is_valid(json.loads(text)), text
 
 
+def test_contains_agrees_with_jsonschema() -> None:
+    for schema in [{"contains": {"minimum": 5}}, {"type": "array", "items": {"type": "integer"}, "contains": {"const": 3}}]:
+        accepts = acceptor(schema)
+        val = reference_validator(schema)
+        for text in ["[]", "[1]", "[5]", "[1, 6, 2]", "[3]", "[1, 3, 3]", "3", '["x", 7]']:
+            assert accepts(text.encode()) == val.is_valid(json.loads(text)), (schema, text)
+
+
 def test_unknown_option_is_an_error() -> None:
     with pytest.raises(SchemaError, match="unknown JSON Schema option"):
         schema_to_language({}, whitespaces="compact")

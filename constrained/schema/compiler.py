@@ -421,6 +421,8 @@ class SchemaCompiler:
             if removed_types is None:
                 return NOTHING
         for key in ("if", "then", "else", "contains", "minContains", "maxContains"):
+            if key in ("contains", "minContains") and self._simple_contains(schema):
+                continue
             if key in schema:
                 if key in ("then", "else") and "if" not in schema:
                     continue
@@ -587,8 +589,39 @@ class SchemaCompiler:
         return string_node(content, self.enc_memo)
 
     # -- arrays --------------------------------------------------------------------------------
+    @staticmethod
+    def _simple_contains(schema: dict[str, Any]) -> bool:
+        """``contains`` (at least one matching item) without counts or prefix items."""
+        return ("contains" in schema and "maxContains" not in schema and schema.get("minContains", 1) == 1
+                and not schema.get("prefixItems") and "minItems" not in schema and "maxItems" not in schema)
+
+    def _array_contains(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        """Arrays with at least one item in ``items`` AND ``contains``: ``[x*, c, x*]``."""
+        b = self.builder
+        inner = ctx.deeper()
+        items = schema.get("items", True)
+        rest = self.compile(items, inner.at("items"))
+        merged = merge_all([items, schema["contains"]],
+                           lambda s: self._conjuncts(s, inner) if isinstance(s, dict) else [s], inner.pointer)
+        self.keep.append(merged)
+        hit = self.compile(merged, inner.at("contains"))
+        if is_nothing(hit):
+            return NOTHING
+        grammar_mode = not (is_regular(rest) and is_regular(hit))
+        if grammar_mode:
+            rest, hit = b.sealed(rest), b.sealed(hit)
+        lay = self.layout
+        sep = lay.sep(ctx.depth)
+        before = b.repeat(b.seq(rest, sep), 0, None, as_rule=grammar_mode)
+        after = b.repeat(b.seq(sep, rest), 0, None, as_rule=grammar_mode)
+        return b.seq(lay.open("[", ctx.depth), before, hit, after, lay.close("]", ctx.depth))
+
     def _array(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
         b = self.builder
+        if "contains" in schema and self._simple_contains(schema):
+            if schema.get("uniqueItems") is True:
+                self.unsupported("uniqueItems", ctx.at("uniqueItems"), "uniqueness of items is not enforceable by an automaton")
+            return self._array_contains(schema, ctx)
         lo = int(schema.get("minItems", 0))
         hi = schema.get("maxItems")
         hi = None if hi is None else int(hi)
