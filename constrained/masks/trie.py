@@ -98,7 +98,10 @@ class TokenTrie:
     def _assemble(fingerprint: str, parent: np.ndarray, byte: np.ndarray, depth: np.ndarray,
                   offsets: np.ndarray, token_ids: np.ndarray, token_nodes: np.ndarray,
                   node_of_token: np.ndarray, with_index: bool = True) -> "TokenTrie":
-        """Derive child ranges, subtree sizes and the node->tokens index; freeze everything."""
+        """Derive child ranges, subtree sizes and the node->tokens index; freeze everything.
+
+        ``with_index=False`` skips the index unless node ids fit 16 bits (cheap sort).
+        """
         n = parent.shape[0]
         nodes = np.arange(n, dtype=np.int32)
         child_start = np.searchsorted(parent, nodes, side="left").astype(np.int32)
@@ -111,8 +114,10 @@ class TokenTrie:
                                          minlength=phi - plo).astype(np.int64)
         ptr: np.ndarray | None = None
         by_node: np.ndarray | None = None
-        if with_index:
-            order = np.argsort(token_nodes, kind="stable")
+        if with_index or n <= 0xFFFF:
+            # 16-bit keys take numpy's O(n) radix sort; a 128k-token sort costs ~1 ms then
+            keys = token_nodes.astype(np.uint16) if n <= 0xFFFF else token_nodes
+            order = np.argsort(keys, kind="stable")
             ptr = np.zeros(n + 1, dtype=np.int32)
             np.cumsum(np.bincount(token_nodes, minlength=n), out=ptr[1:])
             by_node = _readonly(token_ids[order].astype(np.int32))
@@ -150,8 +155,8 @@ class TokenTrie:
 
     def _compress(self, cls: np.ndarray, tag: str) -> "TokenTrie":
         n_cls = int(cls.max()) + 1
-        node_cls = cls[self.byte]
-        new_id = np.zeros(self.n_nodes, dtype=np.int64)
+        node_cls = cls.astype(np.int32)[self.byte]
+        new_id = np.zeros(self.n_nodes, dtype=np.int32)  # int32 halves the memory traffic
         parents: list[np.ndarray] = [np.full(1, -1, dtype=np.int64)]
         reps: list[np.ndarray] = [np.zeros(1, dtype=np.uint8)]
         depths: list[np.ndarray] = [np.zeros(1, dtype=np.int32)]
@@ -163,12 +168,14 @@ class TokenTrie:
             # key = (compressed parent, class), local to the previous compressed level
             keys = (new_id[self.parent[lo:hi]] - prev_lo) * n_cls + node_cls[lo:hi]
             span = (offsets[-1] - prev_lo) * n_cls
+            if span >= 1 << 31:
+                keys = keys.astype(np.int64)  # cannot happen below 2**31 / 256 nodes per level
             if span <= max(4 * (hi - lo), 1 << 16):
                 # dense dedup, no sort: mark used keys, rank them in key order
                 mark = np.zeros(span, dtype=bool)
                 mark[keys] = True
                 uniq = np.flatnonzero(mark)
-                rank = np.cumsum(mark, dtype=np.int64) - 1
+                rank = np.cumsum(mark, dtype=np.int32) - 1
                 inverse = rank[keys]
                 rep = np.empty(uniq.shape[0], dtype=np.uint8)
                 rep[inverse] = self.byte[lo:hi]  # any byte of the class represents it
