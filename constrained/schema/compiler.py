@@ -370,6 +370,10 @@ class SchemaCompiler:
             if ra is not None and rb is not None and (ra[1] < rb[0] or rb[1] < ra[0]):
                 return True
         if ta == tb == {"object"}:
+            for x, y in ((a, b), (b, a)):
+                for name in x.get("required", []):
+                    if self._forbids(y, name):
+                        return True
             req = set(a.get("required", [])) & set(b.get("required", []))
             for name in req:
                 pa = a.get("properties", {}).get(name)
@@ -378,6 +382,16 @@ class SchemaCompiler:
                                                                       self._effective(pb, Ctx("", ""))):
                     return True
         return False
+
+    @staticmethod
+    def _forbids(s: dict[str, Any], name: str) -> bool:
+        """Whether object schema ``s`` cannot have property ``name``."""
+        props = s.get("properties", {})
+        if name in props:
+            return props[name] is False or props[name] == {"not": {}}
+        if s.get("patternProperties"):
+            return False
+        return s.get("additionalProperties", True) is False
 
     @staticmethod
     def _types_of(s: dict[str, Any]) -> set[str]:
