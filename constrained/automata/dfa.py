@@ -343,10 +343,15 @@ def product_transitions(
         joint_bits[int(joint_of[b])] |= 1 << b
     rep_classes = [d._class_of[rep] for d in dfas]  # per component: class of each joint class
     must_live = [i for i in range(k) if not negated[i]]
-    zeros = np.zeros(len(rep), dtype=np.int64)
+    zeros = [DEAD] * len(rep)
+    # per component: state -> successor for each joint class (Python list)
+    row_cache: list[dict[int, list[int]]] = [{} for _ in dfas]
 
     def dead(tup: tuple[int, ...]) -> bool:
-        return any(tup[i] == DEAD for i in must_live)
+        for m in must_live:
+            if tup[m] == DEAD:
+                return True
+        return False
 
     start = tuple(d.start for d in dfas)
     index: dict[tuple[int, ...], int] = {start: 0}
@@ -364,9 +369,15 @@ def product_transitions(
             edges.append([])
             continue
         accepting.append(all(d.is_accepting(q) != neg for d, q, neg in zip(dfas, tup, negated)))
-        cols = [d.transitions(q)[rc].astype(np.int64) if q != DEAD else zeros
-                for d, q, rc in zip(dfas, tup, rep_classes)]
-        keys = list(zip(*(c.tolist() for c in cols))) if k > 1 else [(t,) for t in cols[0].tolist()]
+        cols = []
+        for c_i, q in enumerate(tup):
+            col = row_cache[c_i].get(q)
+            if col is None:
+                col = (dfas[c_i].transitions(q)[rep_classes[c_i]].tolist() if q != DEAD
+                       else zeros)
+                row_cache[c_i][q] = col
+            cols.append(col)
+        keys = list(zip(*cols))
         grouped: dict[tuple[int, ...], int] = {}
         for j, key in enumerate(keys):
             grouped[key] = grouped.get(key, 0) | joint_bits[j]
