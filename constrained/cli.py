@@ -16,10 +16,17 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
-from .errors import ConstrainedError, IncompleteOutput, OutputTypeError, PromptError, SchemaError
+from .errors import (
+    ConstrainedError,
+    IncompleteOutput,
+    OutputTypeError,
+    PromptError,
+    SchemaError,
+)
 
 EXIT_ERROR = 1
 EXIT_INCOMPLETE = 3
@@ -119,7 +126,7 @@ def _load_pydantic(spec: str) -> type:
             module = importlib.import_module(target)
     except CliError:
         raise
-    except Exception as exc:  # user code: any import failure becomes one line
+    except Exception as exc:  # noqa: BLE001 - user code: any import failure becomes one line
         raise CliError(f"cannot import {target}: {type(exc).__name__}: {exc}") from None
     cls = getattr(module, name, None)
     if cls is None:
@@ -262,8 +269,7 @@ def cmd_grammars(stdout: TextIO) -> int:
     """``constrained grammars``: one shipped grammar name per line."""
     import grammars
 
-    for name in grammars.names():
-        stdout.write(f"{name}\n")
+    stdout.writelines(f"{name}\n" for name in grammars.names())
     return 0
 
 

@@ -7,20 +7,35 @@ returns the typed value. A list of prompts runs as one batch. Never imports ``en
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import IncompleteOutput, PromptError
-from .generation.loop import BatchConfig, BatchRun, RowState
 from .generation.lm import LMAdapter, model_info
-from .generation.output_types import Choice, Gbnf, Lark, OutputSpec, Regex, resolve_output_type
+from .generation.loop import BatchConfig, BatchRun, RowState
+from .generation.output_types import (
+    Choice,
+    Gbnf,
+    Lark,
+    OutputSpec,
+    Regex,
+    resolve_output_type,
+)
 from .generation.results import GenerationResult, GenerationStats
 from .generation.sampling import SamplingParams
 
 __all__ = [
-    "generate", "stream", "Regex", "Lark", "Choice", "Gbnf",
-    "GenerationResult", "GenerationStats", "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MAX_TOKENS",
+    "Choice",
+    "Gbnf",
+    "GenerationResult",
+    "GenerationStats",
+    "Lark",
+    "Regex",
+    "generate",
+    "stream",
 ]
 
 DEFAULT_MAX_TOKENS = 512

@@ -8,8 +8,8 @@ matcher for a finite set of strings (used to test the decoding loop before/besid
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def fake_logits(ids: Sequence[int], width: int) -> np.ndarray:
 
 @dataclass
 class FakeSession:
-    model: "FakeModel"
+    model: FakeModel
     histories: list[list[int]]
     logits: np.ndarray = field(init=False)
 

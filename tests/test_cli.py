@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import lark
@@ -248,5 +247,21 @@ def test_python_dash_m_generate_end_to_end() -> None:
     assert proc.stdout.strip() in {"yes", "no"}
 
 
-def _json_lines(text: str) -> list[Any]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+
+
+def test_models_lists_the_default_model() -> None:
+    from engine import registry
+
+    code, out, err = run_cli(["models"], model=False)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == len(registry.names())
+    default = [line for line in lines if "(default)" in line]
+    assert len(default) == 1 and default[0].startswith(registry.DEFAULT_MODEL)
+
+
+def test_models_pull_unknown_name_is_one_line() -> None:
+    code, out, err = run_cli(["models", "--pull", "no-such-model"], model=False)
+    assert_one_line_error(code, err, "no-such-model")

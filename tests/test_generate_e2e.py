@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
 import re
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import lark
 import pytest
@@ -63,7 +62,7 @@ class Order(Strict):
 class Event(Strict):
     title: str = Field(max_length=40)
     day: datetime.date
-    attendees: Optional[int] = None
+    attendees: int | None = None
 
 
 class Shirt(Strict):
@@ -76,7 +75,7 @@ class Book(Strict):
     title: str = Field(max_length=40)
     author: str = Field(max_length=30)
     year: int = Field(ge=1000, le=2100)
-    isbn: Optional[str] = Field(default=None, max_length=20)
+    isbn: str | None = Field(default=None, max_length=20)
     genres: list[Literal["fiction", "history", "science", "poetry"]] = Field(max_length=2)
 
 

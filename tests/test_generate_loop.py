@@ -5,13 +5,18 @@ The expected outputs come from an independent, step-by-step reference decoder wr
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 import constrained
-from constrained.errors import IncompleteOutput, OutputTypeError, PromptError, SamplingError
+from constrained.errors import (
+    IncompleteOutput,
+    OutputTypeError,
+    PromptError,
+    SamplingError,
+)
 from constrained.generation.output_types import OutputSpec
 from constrained.generation.sampling import SamplingParams, sample_token
 from tests.generate_fakes import FakeModel, SetConstraint, fake_logits

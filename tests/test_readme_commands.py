@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 def setup_commands(readme: str) -> list[str]:
     """The ```bash blocks of the README's "Set up" section, in order."""
     section = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
-    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)]
 
 
 def test_readme_has_exactly_two_setup_commands() -> None:

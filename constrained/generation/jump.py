@@ -10,7 +10,8 @@ decoding, which is always correct.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def utf8_prefix(data: bytes) -> bytes:

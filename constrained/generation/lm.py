@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import PromptError
 
-_INFO_CACHE: "weakref.WeakKeyDictionary[Any, ModelInfo]" = weakref.WeakKeyDictionary()
+_INFO_CACHE: weakref.WeakKeyDictionary[Any, ModelInfo] = weakref.WeakKeyDictionary()
 _INFO_LOCK = threading.Lock()
 
 

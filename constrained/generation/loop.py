@@ -9,8 +9,9 @@ The model is driven only through the LM protocol (duck typing; see docs/engine.m
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

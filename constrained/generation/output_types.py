@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import OutputTypeError, OutputValidationError
 
@@ -213,7 +214,7 @@ def resolve_output_type(output_type: Any) -> OutputSpec:
         return _type_adapter_spec(output_type)
     except OutputTypeError:
         raise
-    except Exception as exc:  # pydantic raises various errors for non-types
+    except Exception as exc:  # noqa: BLE001 - pydantic raises various errors for non-types
         raise OutputTypeError(f"unsupported output type {output_type!r}: {exc}") from None
 
 
