@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from constrained.automata import LazyDFA
+from constrained.errors import ConstraintTooComplex
 from constrained.grammar.compiled import CompiledGrammar
 from constrained.grammar.ir import Grammar
 from constrained.schema import schema_to_language
@@ -22,11 +23,13 @@ DRAFT7 = "http://json-schema.org/draft-07/schema#"
 def acceptor(schema: Any, **options: Any) -> Callable[[bytes], bool]:
     """A function telling whether bytes are in the schema's language (string level)."""
     lang = schema_to_language(schema, **options)
-    if isinstance(lang, Grammar):
-        compiled = CompiledGrammar(lang)
-        return compiled.accepts
-    dfa = LazyDFA([lang])
-    return dfa.matches
+    if not isinstance(lang, Grammar):
+        try:
+            return LazyDFA([lang]).matches
+        except ConstraintTooComplex:  # as compile_json_schema: retry with small lexemes
+            lang = schema_to_language(schema, **options, split_lexemes=True)
+    compiled = CompiledGrammar(lang)
+    return compiled.accepts
 
 
 def with_draft(schema: Any, draft: str) -> Any:

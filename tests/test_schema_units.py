@@ -259,6 +259,17 @@ def test_contains_agrees_with_jsonschema() -> None:
             assert accepts(text.encode()) == val.is_valid(json.loads(text)), (schema, text)
 
 
+def test_split_lexemes_is_the_same_language() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer", "minimum": 2}, "b": {"type": "array",
+              "items": {"type": "string", "maxLength": 2}, "maxItems": 3}, "c": {"enum": [1, "x"]}},
+              "required": ["a"], "additionalProperties": {"type": "boolean"}}
+    whole, split = acceptor(schema), acceptor(schema, split_lexemes=True)
+    assert isinstance(schema_to_language(schema, split_lexemes=True), type(schema_to_grammar(schema)))
+    for text in ['{"a": 2}', '{"a": 1}', '{"a": 3, "b": ["xy", ""], "c": "x"}', '{"a": 3, "b": ["xyz"]}',
+                 '{"a": 3, "b": [], "z": true}', '{"a": 3, "z": 1}', '{"a": 3, "b": ["", "", "", ""]}', "{}"]:
+        assert whole(text.encode()) == split(text.encode()), text
+
+
 def test_unknown_option_is_an_error() -> None:
     with pytest.raises(SchemaError, match="unknown JSON Schema option"):
         schema_to_language({}, whitespaces="compact")

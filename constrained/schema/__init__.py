@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from collections import OrderedDict
 from typing import Any, TypeVar
 
 from ..automata.ast import Node
-from ..errors import IncompleteOutput, SchemaError, SchemaUnsatisfiable
+from ..errors import ConstraintTooComplex, IncompleteOutput, SchemaError, SchemaUnsatisfiable
 from ..grammar.ir import Grammar
 from .compiler import SchemaCompiler
 from .options import SchemaOptions
@@ -121,9 +122,15 @@ def compile_json_schema(schema: object, vocab: Any, **options: Any) -> Any:
         return hit
     compiler = SchemaCompiler(doc, opts, from_model)
     piece = _root_piece(compiler)
+    constraint: Any = None
     if is_regular(piece):
-        constraint = RegexConstraint(piece, vocab)  # type: ignore[arg-type]
-    else:
+        try:
+            constraint = RegexConstraint(piece, vocab)  # type: ignore[arg-type]
+        except ConstraintTooComplex:
+            # one automaton for the whole document is too large: rules over small lexemes
+            compiler = SchemaCompiler(doc, replace(opts, split_lexemes=True), from_model)
+            piece = _root_piece(compiler)
+    if constraint is None:
         constraint = compile_grammar(compiler.grammar(piece), vocab)
     _CACHE.put(key, constraint)
     return constraint

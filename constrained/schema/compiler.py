@@ -621,7 +621,7 @@ class SchemaCompiler:
         hit = self.compile(merged, inner.at("contains"))
         if is_nothing(hit):
             return NOTHING
-        grammar_mode = not (is_regular(rest) and is_regular(hit))
+        grammar_mode = self.options.split_lexemes or not (is_regular(rest) and is_regular(hit))
         if grammar_mode:
             rest, hit = b.sealed(rest), b.sealed(hit)
         lay = self.layout
@@ -663,7 +663,7 @@ class SchemaCompiler:
             hi = len(prefix) if hi is None else min(hi, len(prefix))
         if hi is not None and lo > hi:
             return NOTHING
-        grammar_mode = not all(is_regular(p) for p in prefix + [rest])
+        grammar_mode = self.options.split_lexemes or not all(is_regular(p) for p in prefix + [rest])
         if grammar_mode:
             prefix = [b.sealed(p) for p in prefix]
             rest = b.sealed(rest)
@@ -779,7 +779,8 @@ class SchemaCompiler:
                 continue
             extras.append((key_lang, value))
         # in a non-regular object, keys and values are separate lexemes (small lexer modes)
-        grammar_mode = not all(is_regular(v) for _, v, _ in declared) or not all(is_regular(v) for _, v in extras)
+        grammar_mode = (self.options.split_lexemes or not all(is_regular(v) for _, v, _ in declared)
+                        or not all(is_regular(v) for _, v in extras))
         seal = b.sealed if grammar_mode else (lambda p: p)
         declared = [(name, b.seq(self.key_node(literal(name) if name else EMPTY), lay.colon(), seal(value)), req)
                     for name, value, req in declared]
@@ -837,7 +838,8 @@ class SchemaCompiler:
         between ``lo`` and ``hi`` members in all (at least one, the caller adds ``{}``)."""
         b = self.builder
         sep = self.layout.sep(ctx.depth)
-        grammar_mode = not all(is_regular(p) for _, p, _ in declared) or not is_regular(extra)
+        grammar_mode = (self.options.split_lexemes or not all(is_regular(p) for _, p, _ in declared)
+                        or not is_regular(extra))
         n = len(declared)
         cap = max(lo, 1) if hi is None else hi
         memo: dict[tuple[int, int], Piece] = {}

@@ -20,6 +20,9 @@ class SchemaOptions:
       properties the schema does not declare even where the schema allows them.
     * ``lenient``: widen instead of raising ``SchemaUnsupported`` (docs/json-schema.md).
     * number digit bounds: see ``constrained.schema.numeric``.
+    * ``split_lexemes``: objects and arrays become grammar rules over small lexemes even
+      when regular (``compile_json_schema`` retries this way when one automaton for the
+      whole document would exceed the limits).
     """
 
     whitespace: Whitespace = "flexible"
@@ -31,6 +34,7 @@ class SchemaOptions:
     max_fraction_digits: int = 10
     max_exponent_digits: int = 3
     max_unrolled: int = 1000
+    split_lexemes: bool = False
 
     def __post_init__(self) -> None:
         if self.whitespace not in ("flexible", "compact"):
