@@ -107,7 +107,7 @@ class SchemaCompiler:
     def value_valid(self, value: Any, schema: Any) -> bool:
         """Whether ``value`` validates against subschema ``schema`` (reference validator)."""
         try:
-            return bool(self.validator().evolve(schema=schema).is_valid(value))
+            return bool(self.validator().evolve(schema=_public(schema)).is_valid(value))
         except Exception as exc:  # referencing errors etc.
             raise SchemaUnsupported(f"enum/const: cannot check values against their schema: {exc}") from exc
 
@@ -894,15 +894,26 @@ class SchemaCompiler:
         return b.seq(extra, more)
 
 
-def _public(schema: dict[str, Any]) -> dict[str, Any]:
-    """An internal merged schema written back as plain JSON Schema (for the validator)."""
+def _public(schema: Any) -> Any:
+    """An internal merged schema written back as plain JSON Schema (for the validator),
+    recursively (merged subschemas sit under properties, items ...)."""
+    if isinstance(schema, list):
+        return [_public(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
     out: dict[str, Any] = {}
     all_of: list[Any] = []
     for k, v in schema.items():
         if k in ("pattern", "format") and isinstance(v, list):
             all_of += [{k: x} for x in v]
         elif k == "x-choices":
-            all_of += [{kind: branches} for kind, branches in v]
+            all_of += [{kind: _public(branches)} for kind, branches in v]
+        elif k in ("enum", "const", "default", "examples"):
+            out[k] = v
+        elif isinstance(v, (dict, list)):
+            out[k] = ({n: _public(x) for n, x in v.items()} if isinstance(v, dict) and k in (
+                "properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+                else _public(v))
         else:
             out[k] = v
     if all_of:
