@@ -25,6 +25,8 @@ from .compiled import CompiledGrammar, LexerMode, LexState
 # A lexer walk: (nodes inside the lexeme, [(lexeme ids accepted, nodes ending it there)])
 Walk = tuple[np.ndarray, list[tuple[frozenset[int], np.ndarray]]]
 _EMPTY = np.zeros(0, dtype=np.int32)
+#: cached lexer walks kept per lexer mode before the cache is reset
+MAX_WALKS_PER_MODE = 20_000
 
 
 def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
@@ -158,6 +160,8 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
         for acc, parts in by_acc.items():
             groups.append((acc, np.sort(np.concatenate(parts))))
     result: Walk = (live_all, groups)
+    if len(mode.walks) >= MAX_WALKS_PER_MODE:
+        mode.walks.clear()  # bounded memory: start over rather than grow without limit
     mode.walks[cache_key] = result
     return result
 
