@@ -133,7 +133,8 @@ def test_ignore_is_bounded_by_default_and_configurable() -> None:
     # a run of ignored text is at most max_ignore lexemes of ignore_max_bytes each
     assert accepts(g, "a" + " " * 16 + "b", ignore_max_bytes=8, max_ignore=2)
     assert not accepts(g, "a" + " " * 17 + "b", ignore_max_bytes=8, max_ignore=2)
-    assert not accepts(g, "a" + " " * 1100 + "b")  # default: 4 x 256 bytes
+    assert not accepts(g, "a" + " " * 4200 + "b")  # default: 16 x 256 bytes
+    assert accepts(g, "a" + " " * 4000 + "b")
     assert accepts(g, "a" + " " * 300 + "b", ignore_max_bytes=None)
 
 

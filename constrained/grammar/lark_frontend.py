@@ -52,7 +52,7 @@ _KNOWN_REWRITES = {
 #: default bound on the bytes of one ``%ignore``d lexeme (whitespace, comments)
 DEFAULT_IGNORE_MAX_BYTES = 256
 #: default bound on ignored lexemes in a row
-DEFAULT_MAX_IGNORE = 4
+DEFAULT_MAX_IGNORE = 16
 
 
 def terminal_regex(name: str, pattern: Any) -> Node:
