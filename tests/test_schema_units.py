@@ -234,7 +234,7 @@ def test_negations_and_dependencies() -> None:
     accepts = acceptor({"not": {"type": ["string", "null"]}, "type": ["string", "integer", "null"]})
     assert accepts(b"3") and not accepts(b'"x"') and not accepts(b"null")
     accepts = acceptor({"type": "string", "not": {"enum": ["a", "b"]}})
-    assert accepts(b'"c"') and accepts(b'"ab"') and not accepts(b'"a"') and not accepts(b'"\u0061"')
+    assert accepts(b'"c"') and accepts(b'"ab"') and not accepts(b'"a"') and not accepts(b'"\\u0061"')
     accepts = acceptor({"type": "object", "properties": {"x": {"not": {}}, "y": {"type": "integer"}}})
     assert accepts(b'{"y": 1}') and not accepts(b'{"x": 1}')
     schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
