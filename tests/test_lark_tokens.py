@@ -110,3 +110,18 @@ def test_teacher_forcing_canonical_and_random(llama3: tuple[Vocabulary, Any], ki
                 assert masked_at is not None or not eos_ok, f"{rid}: rejected input accepted"
         checked[label] += 1
     assert checked[True] >= n_rows // 4 and checked[False] >= 1, checked
+
+
+def test_random_tokenizations_on_sentencepiece_vocabulary() -> None:
+    """Llama-2's SentencePiece vocabulary (``▁`` pieces, ``<0xNN>`` byte fallback): random
+    splits of accepted inputs are never masked and end with EOS allowed."""
+    vocab = Vocabulary.from_gguf(vocab_path("llama-spm"))
+    by_bytes = {t: i for i, t in enumerate(vocab.tokens)
+                if t and i not in vocab.special_token_ids and len(t) <= 16}
+    rng = random.Random(99)
+    rows = [r for r in _rows("lark") + _rows("gbnf") if r[2] and len(r[1]) <= 300]
+    for cg, data, _, rid in rng.sample(rows, 16):
+        c = _constraint(cg, vocab)
+        ids = random_split(data, by_bytes, rng)
+        masked_at, eos_ok = teacher_force(c, ids, 8, rng)
+        assert masked_at is None and eos_ok, (rid, masked_at)
