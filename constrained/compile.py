@@ -134,8 +134,16 @@ class RegexConstraint(Constraint):
         result = None
         if trie is None:
             # small walks run on the shared byte trie; the first big one pays for a trie
-            # compressed by this DFA's byte classes, which all later walks then use
-            result = walk_sparse(self.trie, self.dfa, state, max_steps=_BYTE_TRIE_BUDGET)
+            # compressed by this DFA's byte classes, which all later walks then use.
+            # Bound on the walk: the subtrees under the live first bytes.
+            t = self.trie
+            kids = np.arange(int(t.child_start[0]), int(t.child_end[0]), dtype=np.int32)
+            first = self.dfa.step_many(np.full(kids.shape[0], state, dtype=np.int32), t.byte[kids])
+            bound = int(t.subtree_size[kids[first > 0]].sum())
+            if bound <= _BYTE_TRIE_BUDGET:
+                result = walk_sparse(t, self.dfa, state)
+            else:
+                result = walk_sparse(t, self.dfa, state, max_steps=_BYTE_TRIE_BUDGET)
             if result is not None:
                 trie = self.trie
             else:

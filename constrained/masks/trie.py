@@ -170,7 +170,7 @@ class TokenTrie:
             span = (offsets[-1] - prev_lo) * n_cls
             if span >= 1 << 31:
                 keys = keys.astype(np.int64)  # cannot happen below 2**31 / 256 nodes per level
-            if span <= max(4 * (hi - lo), 1 << 16):
+            if span <= 8 * (hi - lo) + 256:
                 # dense dedup, no sort: mark used keys, rank them in key order
                 mark = np.zeros(span, dtype=bool)
                 mark[keys] = True
