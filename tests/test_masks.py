@@ -71,6 +71,19 @@ def test_apply_torch() -> None:
         apply_token_bitmask(t, torch.zeros((2, 3), dtype=torch.int64))
 
 
+@pytest.mark.gpu
+def test_apply_torch_cuda() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((4, 1000)).astype(np.float32)
+    mask = rng.random((4, 1000)) < 0.5
+    t = torch.from_numpy(logits).cuda()
+    apply_token_bitmask(t, torch.from_numpy(bool_to_bitmask(mask)).cuda())
+    assert np.array_equal(t.cpu().numpy(), np.where(mask, logits, -np.inf))
+
+
 def test_bitmask_shape_errors() -> None:
     logits = np.zeros((2, 64), dtype=np.float32)
     with pytest.raises(BitmaskShapeError, match="dtype"):
