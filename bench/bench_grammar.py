@@ -8,7 +8,9 @@ rules, arithmetic, the SQL SELECT subset (shipped grammars) and a larger corpus 
 (syncode's C grammar). Every engine gets the same vocabulary (Llama-3 128k by default) and
 teacher-forces the same valid inputs (greedy longest-match tokenization): per token it
 fills a bitmask (timed) and advances; EOS must be allowed at the end. Cold pass = first
-pass over a freshly compiled grammar; warm = the same inputs again. The measuring loop is
+pass over a freshly compiled grammar; warm = the same inputs again; each case is run
+``--repeat`` times from a fresh compile and the per-step minimum kept (filters scheduler
+noise on a shared machine; every repetition stays cold). The measuring loop is
 bench_regex.py's (shared), run in a subprocess per engine (peers in bench/.venv-peers,
 created by bench/peers/setup.sh).
 """
@@ -135,13 +137,15 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
     ap.add_argument("--peers-python", default=str(br.PEERS_PY))
     ap.add_argument("--out", default=str(HERE / "results" / "grammar.json"))
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="cold repetitions (fresh compile each); per-step minimum kept")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     cases = args.cases.split(",")
     if args.worker:
         br.CASES = CASES
         br.ADAPTERS = {"ours": Ours, "xgrammar": XGrammar, "llguidance": LLGuidance}
-        print(json.dumps(br.run_engine(args.worker, args.vocab, cases)))
+        print(json.dumps(br.run_engine(args.worker, args.vocab, cases, args.repeat)))
         return
     all_res: dict[str, Any] = {}
     for eng in args.engines.split(","):
@@ -151,7 +155,8 @@ def main() -> None:
             continue
         env = dict(os.environ, PYTHONPATH=str(REPO))
         proc = subprocess.run([py, __file__, "--worker", eng, "--vocab", args.vocab,
-                               "--cases", args.cases], capture_output=True, text=True, env=env,
+                               "--cases", args.cases, "--repeat", str(args.repeat)],
+                              capture_output=True, text=True, env=env,
                               cwd=str(REPO), check=False)
         if proc.returncode != 0:
             print(f"[{eng}] failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -163,7 +168,7 @@ def main() -> None:
               f"{'p99':>8} {'max':>8} | {'warm mean':>9} {'p50':>6} {'p99':>7} {'max':>7} | "
               f"ok  | cold/llg warm/llg")
     print(f"\nvocabulary {args.vocab}; ttfm = compile + first mask (ms); masks in us; "
-          "one thread\n")
+          f"one thread; per-step min over {args.repeat} cold repetitions\n")
     print(header)
     print("-" * len(header))
     for name in cases:
@@ -190,7 +195,7 @@ def main() -> None:
     for r in all_res.values():
         for c in r["cases"].values():
             c.pop("mask_hashes", None)
-    meta = {"vocab": args.vocab, "python": platform.python_version(),
+    meta = {"vocab": args.vocab, "repeat": args.repeat, "python": platform.python_version(),
             "machine": platform.machine(), "cpu_count": os.cpu_count(), "threads": 1,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out = Path(args.out)

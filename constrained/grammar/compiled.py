@@ -17,6 +17,8 @@ from ..errors import GrammarSyntaxError
 from ..parser.earley import EarleyParser, EarleySet, ParserLimits
 from .ir import Grammar
 
+_MISSING = object()
+
 
 class LexerMode:
     """One lexer context: the allowed lexeme ids and the lazy DFA over their union.
@@ -135,6 +137,15 @@ class CompiledGrammar:
         expected lexeme (the parser reading is preferred; documented policy)."""
         if not acc:
             return None
+        memo_key = ("finish", acc, state.n_ignored)
+        memo = state.parser.cache.get(memo_key, _MISSING)
+        if memo is not _MISSING:
+            return memo  # type: ignore[return-value]
+        result = self._finish_uncached(state, acc)
+        state.parser.cache[memo_key] = result
+        return result
+
+    def _finish_uncached(self, state: LexState, acc: frozenset[int]) -> LexState | None:
         gram = acc & state.parser.expected
         if gram:
             nxt = self.parser.scan(state.parser, frozenset(gram))
