@@ -28,7 +28,7 @@ class StepMany(Protocol):
 
 
 # finish the walk node by node once the subtrees left hold at most this many nodes
-_SCALAR_FINISH_NODES = 96
+_SCALAR_FINISH_NODES = 256
 
 
 def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int,
