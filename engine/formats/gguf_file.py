@@ -115,21 +115,21 @@ class GGUFCheckpoint(Checkpoint):
         if scaling not in ("none", "linear") and factor != 1.0:
             raise UnsupportedArchitecture(f"{self.path}: RoPE scaling {scaling!r} is not supported")
         vocab_rows = int(self._tensors["token_embd.weight"].shape[-1])
-        common: dict[str, Any] = dict(
-            arch=arch,
-            n_layers=int(self._key("block_count", required=True)),
-            d_model=d_model,
-            n_heads=n_heads,
-            n_kv_heads=int(n_kv),
-            head_dim=head_dim,
-            d_ff=int(self._key("feed_forward_length", required=True)),
-            vocab_size=vocab_rows,
-            context_length=int(self._key("context_length", 2048)),
-            rope_theta=float(self._key("rope.freq_base", 10000.0)),
-            norm_eps=float(self._key("attention.layer_norm_rms_epsilon", 1e-6)),
-            tie_embeddings="output.weight" not in self._tensors,
-            rope_scaling_factor=factor if scaling == "linear" else 1.0,
-        )
+        common: dict[str, Any] = {
+            "arch": arch,
+            "n_layers": int(self._key("block_count", required=True)),
+            "d_model": d_model,
+            "n_heads": n_heads,
+            "n_kv_heads": int(n_kv),
+            "head_dim": head_dim,
+            "d_ff": int(self._key("feed_forward_length", required=True)),
+            "vocab_size": vocab_rows,
+            "context_length": int(self._key("context_length", 2048)),
+            "rope_theta": float(self._key("rope.freq_base", 10000.0)),
+            "norm_eps": float(self._key("attention.layer_norm_rms_epsilon", 1e-6)),
+            "tie_embeddings": "output.weight" not in self._tensors,
+            "rope_scaling_factor": factor if scaling == "linear" else 1.0,
+        }
         if arch == "gemma3":
             pattern = self._key("attention.sliding_window_pattern", GEMMA3_SWA_PATTERN)
             common.update(
@@ -150,7 +150,7 @@ class GGUFCheckpoint(Checkpoint):
         if t is None:
             raise ModelFormatError(f"{self.path}: tensor {name!r} is missing")
         arr = dequantize_tensor(t, self.path)
-        if self.arch == "llama" and (name.endswith("attn_q.weight") or name.endswith("attn_k.weight")):
+        if self.arch == "llama" and (name.endswith(("attn_q.weight", "attn_k.weight"))):
             heads = self.config.n_heads if name.endswith("attn_q.weight") else self.config.n_kv_heads
             arr = unpermute_rope_rows(arr, heads)
         return arr

@@ -81,7 +81,7 @@ class SafetensorsFile:
         self.entries: dict[str, dict[str, Any]] = header
         self.data_start = 8 + n
         for name, e in header.items():
-            begin, end = e["data_offsets"]
+            _begin, end = e["data_offsets"]
             if self.data_start + end > size:
                 raise ModelFormatError(f"{path}: truncated: tensor {name!r} ends past the end of the file")
         self._map = np.memmap(path, dtype=np.uint8, mode="r") if size > 0 else None
@@ -153,22 +153,22 @@ class HFCheckpoint(Checkpoint):
         act = raw.get("hidden_activation") or raw.get("hidden_act") or "silu"
         if act not in ("silu", "gelu_pytorch_tanh"):
             raise UnsupportedArchitecture(f"{self.path}: activation {act!r} is not supported")
-        out: dict[str, Any] = dict(
-            arch=self.arch,
-            n_layers=n_layers,
-            d_model=d,
-            n_heads=heads,
-            n_kv_heads=int(raw.get("num_key_value_heads") or heads),
-            head_dim=int(raw.get("head_dim") or d // heads),
-            d_ff=int(req("intermediate_size")),
-            vocab_size=int(req("vocab_size")),
-            context_length=int(raw.get("max_position_embeddings", 2048)),
-            rope_theta=float(raw.get("rope_theta", 10000.0)),
-            norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
-            tie_embeddings="output.weight" not in self._where,
-            rope_scaling_factor=float(scaling.get("factor", 1.0)) if kind == "linear" else 1.0,
-            activation="gelu_tanh" if act == "gelu_pytorch_tanh" else "silu",
-        )
+        out: dict[str, Any] = {
+            "arch": self.arch,
+            "n_layers": n_layers,
+            "d_model": d,
+            "n_heads": heads,
+            "n_kv_heads": int(raw.get("num_key_value_heads") or heads),
+            "head_dim": int(raw.get("head_dim") or d // heads),
+            "d_ff": int(req("intermediate_size")),
+            "vocab_size": int(req("vocab_size")),
+            "context_length": int(raw.get("max_position_embeddings", 2048)),
+            "rope_theta": float(raw.get("rope_theta", 10000.0)),
+            "norm_eps": float(raw.get("rms_norm_eps", 1e-6)),
+            "tie_embeddings": "output.weight" not in self._where,
+            "rope_scaling_factor": float(scaling.get("factor", 1.0)) if kind == "linear" else 1.0,
+            "activation": "gelu_tanh" if act == "gelu_pytorch_tanh" else "silu",
+        }
         window = raw.get("sliding_window")
         if self.arch == "gemma3":
             layer_types = raw.get("layer_types")

@@ -10,7 +10,14 @@ import pytest
 from engine import load_model
 from engine.errors import ModelFormatError, UnsupportedArchitecture
 from tests.engine.test_architectures import IDS, SPECS
-from tests.engine.tiny_models import TinySpec, make_weights, reference_logits, tiny_vocab, write_tiny_gguf, write_tiny_hf
+from tests.engine.tiny_models import (
+    TinySpec,
+    make_weights,
+    reference_logits,
+    tiny_vocab,
+    write_tiny_gguf,
+    write_tiny_hf,
+)
 
 
 def _spec(arch: str) -> TinySpec:

@@ -73,8 +73,8 @@ def test_masked_logits() -> None:
         sample(np.full((1, 3), -np.inf, dtype=np.float32), SamplingParams(temperature=1.0))
 
 
-@pytest.mark.parametrize("kwargs", [dict(temperature=-1), dict(top_p=0), dict(top_k=-1), dict(min_p=2),
-                                    dict(repetition_penalty=0)])
+@pytest.mark.parametrize("kwargs", [{"temperature": -1}, {"top_p": 0}, {"top_k": -1}, {"min_p": 2},
+                                    {"repetition_penalty": 0}])
 def test_bad_params(kwargs: dict) -> None:
     with pytest.raises(SamplingError):
         SamplingParams(**kwargs)

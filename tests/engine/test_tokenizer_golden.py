@@ -44,7 +44,7 @@ def test_round_trip(named_tokenizer: tuple[str, Tokenizer]) -> None:
 
 
 def test_token_bytes_shapes(named_tokenizer: tuple[str, Tokenizer]) -> None:
-    name, tok = named_tokenizer
+    _name, tok = named_tokenizer
     assert len(tok.token_bytes) == tok.vocab_size
     assert all(isinstance(b, bytes) for b in tok.token_bytes)
     assert tok.eos_token_ids and all(0 <= e < tok.vocab_size for e in tok.eos_token_ids)

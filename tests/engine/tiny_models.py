@@ -261,7 +261,7 @@ def write_tiny_hf(folder: Path, spec: TinySpec, dtype: str, shards: int = 1) -> 
     from tokenizers import decoders, models, pre_tokenizers
 
     folder.mkdir(parents=True, exist_ok=True)
-    tokens, types, merges = tiny_vocab()
+    tokens, _types, merges = tiny_vocab()
     stored: dict[str, np.ndarray] = {}
     tensors: dict[str, tuple[str, np.ndarray]] = {}
     for name, arr in spec.weights.items():
