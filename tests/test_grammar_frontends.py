@@ -311,3 +311,12 @@ def test_trailing_negative_lookahead_matches_lark(data: str, small_vocab: Vocabu
     m.advance(ids[b"?"])
     mask = m.mask()
     assert not mask[ids[b"a"]] and mask[ids[b"+"]] and mask[ids[b"?"]]
+
+
+def test_options_that_change_terminals_are_unsupported() -> None:
+    with pytest.raises(GrammarUnsupported, match="edit_terminals"):
+        lark_to_grammar('start: "a"', edit_terminals=lambda t: t)
+    with pytest.raises(GrammarUnsupported, match="custom Lark lexer"):
+        lark_to_grammar('start: "a"', lexer=object)
+    # tree-shaping options are accepted and do not change the language
+    assert accepts('start: "a" "b"', "ab", keep_all_tokens=True, maybe_placeholders=False)

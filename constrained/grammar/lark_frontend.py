@@ -37,7 +37,7 @@ _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "u": re.UNICODE
 # the language.
 _TREE_OPTIONS = {"ambiguity", "keep_all_tokens", "maybe_placeholders", "propagate_positions",
                  "tree_class", "transformer", "debug", "cache", "priority", "regex",
-                 "ordered_sets", "use_bytes", "edit_terminals", "strict", "source_path",
+                 "ordered_sets", "use_bytes", "strict", "source_path",
                  "postlex_name"}
 
 # Lark's own library terminals that use lookbehind, rewritten to equal lookaround-free
