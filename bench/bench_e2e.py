@@ -1,7 +1,7 @@
 """End-to-end benchmark: SmolLM2-135M-Instruct on CPU, unconstrained vs constrained decoding.
 
 For batch 1 (the 8 prompts one at a time) and batch 8 (one batch) and each constraint (JSON
-Schema, regex, Lark JSON grammar) we run generate()'s decoding loop greedily on the same prompts, with and without jump-forward, and an
+Schema with the default flexible whitespace and with ``indent=2`` layout, regex, Lark JSON grammar) we run generate()'s decoding loop greedily on the same prompts, with and without jump-forward, and an
 unconstrained baseline that decodes EXACTLY the same number of tokens per row (raw argmax loop
 over the same model session API, no masks). Reported:
 
@@ -71,6 +71,7 @@ def constraints() -> dict[str, Any]:
 
     return {
         "json-schema": PERSON_SCHEMA,
+        "json-schema-indent2": (PERSON_SCHEMA, {"indent": 2}),
         "regex": constrained.Regex(PERSON_REGEX),
         "lark-json": constrained.Lark(grammars.load("json")),
     }
@@ -105,9 +106,13 @@ def run_mode(model: Any, prompts: list[str], output_type: Any, jump: bool, max_t
     """One batched constrained run (the same loop as generate(); truncated rows still count)."""
     from constrained.generate import _prepare
 
+    options = None
+    if isinstance(output_type, tuple):  # (schema, compile_json_schema options)
+        output_type, options = output_type
     t0 = time.perf_counter()
     run, _, _ = _prepare(model, prompts, output_type, max_tokens=max_tokens, temperature=0.0, top_p=1.0,
-                         top_k=0, seed=None, stop=None, chat=None, system=None, jump_forward=jump)
+                         top_k=0, seed=None, stop=None, chat=None, system=None, jump_forward=jump,
+                         schema_options=options)
     run.run()
     wall = time.perf_counter() - t0
     stats = [row.stats for row in run.rows]

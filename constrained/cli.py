@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--grammar", metavar="NAME_OR_FILE", help="shipped grammar name or a .lark file")
     what.add_argument("--gbnf", metavar="FILE", help="GBNF (llama.cpp) grammar file")
     what.add_argument("--choice", metavar="A,B,...", help="comma-separated list of allowed outputs")
+    layout = gen.add_mutually_exclusive_group()
+    layout.add_argument("--indent", type=int, default=None, metavar="N",
+                        help="JSON outputs: demand json.dumps(indent=N) layout (all layout is forced: faster)")
+    layout.add_argument("--compact", action="store_true", help="JSON outputs: no whitespace at all")
     gen.add_argument("--start", default=None, help="start rule for --grammar/--gbnf (default: start/root)")
     src = gen.add_mutually_exclusive_group()
     src.add_argument("--prompt", "-p", help="prompt text (default: read stdin)")
@@ -212,6 +216,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _schema_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """compile_json_schema options from --indent / --compact (None: the default policy)."""
+    if args.indent is not None:
+        if args.indent < 0:
+            raise CliError(f"--indent must be >= 0, got {args.indent}")
+        return {"indent": args.indent}
+    if args.compact:
+        return {"whitespace": "compact"}
+    return None
+
+
 def cmd_generate(args: argparse.Namespace, stdout: TextIO, stdin: TextIO,
                  load_model: Callable[[str | None], Any]) -> int:
     """``constrained generate``: flags are checked before the model loads (fast errors)."""
@@ -227,7 +242,7 @@ def cmd_generate(args: argparse.Namespace, stdout: TextIO, stdin: TextIO,
     kwargs: dict[str, Any] = dict(
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
         seed=args.seed, stop=args.stop, chat=False if args.no_chat else None, system=args.system,
-        jump_forward=not args.no_jump_forward,
+        jump_forward=not args.no_jump_forward, schema_options=_schema_options(args),
     )
     if args.stream:
         for piece in stream(model, prompt, output_type, **kwargs):

@@ -116,12 +116,13 @@ def _prepare(
     chat: bool | None,
     system: str | None,
     jump_forward: bool,
+    schema_options: Mapping[str, Any] | None = None,
 ) -> tuple[BatchRun, OutputSpec, bool]:
     prompts, is_batch = _split_prompts(prompt)
     if max_tokens < 0:
         raise PromptError(f"max_tokens must be >= 0, got {max_tokens}")
     params = SamplingParams(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
-    spec = resolve_output_type(output_type)
+    spec = resolve_output_type(output_type, schema_options)
     info = model_info(model)
     constraint = info.constraint(model, spec)
     ids = [_render_prompt(info.tokenizer, p, chat, system) for p in prompts]
@@ -169,17 +170,21 @@ def generate(
     chat: bool | None = None,
     system: str | None = None,
     jump_forward: bool = True,
+    schema_options: Mapping[str, Any] | None = None,
     return_stats: bool = False,
 ) -> Any:
     """Generate output of ``output_type`` for ``prompt`` (a list of prompts runs as one batch).
 
     Returns the parsed value (pydantic instance, JSON value, str ...), a list of them for a batch,
     or :class:`GenerationResult` objects with ``return_stats=True``. ``temperature=0`` is greedy.
+    ``schema_options`` go to ``compile_json_schema`` for JSON outputs (e.g. ``{"indent": 2}``:
+    fixed layout, so jump-forward feeds all structure; ``{"whitespace": "compact"}``).
     Raises :class:`~constrained.IncompleteOutput` when ``max_tokens`` ends generation first.
     """
     run, spec, is_batch = _prepare(
         model, prompt, output_type, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
         top_k=top_k, seed=seed, stop=stop, chat=chat, system=system, jump_forward=jump_forward,
+        schema_options=schema_options,
     )
     run.run()
     results = [_finish_row(row, spec, i, is_batch) for i, row in enumerate(run.rows)]
@@ -201,6 +206,7 @@ def stream(
     chat: bool | None = None,
     system: str | None = None,
     jump_forward: bool = True,
+    schema_options: Mapping[str, Any] | None = None,
 ) -> Iterator[str]:
     """Yield the output text in pieces as it is generated (never splitting a UTF-8 character).
 
@@ -211,6 +217,7 @@ def stream(
     run, spec, is_batch = _prepare(
         model, prompt, output_type, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
         top_k=top_k, seed=seed, stop=stop, chat=chat, system=system, jump_forward=jump_forward,
+        schema_options=schema_options,
     )
     if is_batch:
         raise PromptError("stream() takes one prompt; use generate() for a batch")

@@ -164,6 +164,12 @@ def test_schema_flag_json_output(tmp_path: Path) -> None:
     jsonschema.validate(payload["value"], schema)
     assert json.loads(payload["text"]) == payload["value"]
     assert payload["stats"]["generated_tokens"] > 0 and payload["stats"]["finish_reason"]
+    code, out, err = run_cli(["generate", "--schema", str(path), "--prompt-file", str(prompt), "--indent", "2"])
+    assert code == 0, err
+    assert out == json.dumps(json.loads(out), indent=2) + "\n"  # exactly the json.dumps layout
+    code, out, err = run_cli(["generate", "--schema", str(path), "--prompt-file", str(prompt), "--compact"])
+    assert code == 0, err
+    assert out == json.dumps(json.loads(out), separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 @pytest.mark.model

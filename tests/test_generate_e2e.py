@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
 import re
 from typing import Any, Literal
 
@@ -256,6 +257,17 @@ def test_jump_forward_saves_passes_and_stays_valid(model: Any) -> None:
     assert re.fullmatch(pattern, a.text) and re.fullmatch(pattern, b.text)
     assert a.stats.passes_saved > 0 and b.stats.passes_saved == 0
     assert a.stats.forward_passes < b.stats.forward_passes
+
+
+def test_fixed_json_layout_lets_jump_forward_halve_the_forward_passes(model: Any) -> None:
+    prompt, cls = PYDANTIC_CASES[5]
+    flexible = constrained.generate(model, prompt, cls, max_tokens=120, return_stats=True)
+    indented = constrained.generate(model, prompt, cls, max_tokens=120, return_stats=True,
+                                    schema_options={"indent": 2})
+    assert cls.model_validate_json(indented.text) == indented.value
+    assert indented.text == json.dumps(json.loads(indented.text), indent=2)
+    assert indented.stats.passes_saved > flexible.stats.passes_saved
+    assert indented.stats.forward_passes * 1.5 < indented.stats.generated_tokens
 
 
 def test_truncation_raises_incomplete_output(model: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,14 +134,18 @@ def _gbnf_spec(spec: Gbnf) -> OutputSpec:
     return OutputSpec(("gbnf", spec.grammar, spec.start), "GBNF grammar", compile_, _identity)
 
 
-def _schema_spec(schema: dict[str, Any] | bool) -> OutputSpec:
+def _options_key(options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(options.items()))
+
+
+def _schema_spec(schema: dict[str, Any] | bool, options: Mapping[str, Any]) -> OutputSpec:
     text = json.dumps(schema, sort_keys=True)
 
     def compile_(get_vocab: Callable[[], Any]) -> Any:
         vocab = get_vocab()
         from ..schema import compile_json_schema
 
-        return compile_json_schema(schema, vocab)
+        return compile_json_schema(schema, vocab, **options)
 
     def parse(out: str) -> Any:
         try:
@@ -150,10 +154,10 @@ def _schema_spec(schema: dict[str, Any] | bool) -> OutputSpec:
             raise OutputValidationError(f"output is not JSON: {exc}") from None
         return value
 
-    return OutputSpec(("schema", text), "JSON Schema", compile_, parse)
+    return OutputSpec(("schema", text, _options_key(options)), "JSON Schema", compile_, parse)
 
 
-def _type_adapter_spec(tp: Any) -> OutputSpec:
+def _type_adapter_spec(tp: Any, options: Mapping[str, Any]) -> OutputSpec:
     import pydantic
 
     try:
@@ -168,7 +172,8 @@ def _type_adapter_spec(tp: Any) -> OutputSpec:
         vocab = get_vocab()
         from ..schema import compile_json_schema
 
-        return compile_json_schema(schema, vocab)
+        # pydantic classes go in as classes: the schema compiler applies its pydantic policy
+        return compile_json_schema(tp if is_model else schema, vocab, **options)
 
     def parse(out: str) -> Any:
         try:
@@ -178,7 +183,7 @@ def _type_adapter_spec(tp: Any) -> OutputSpec:
 
     name = tp.__name__ if isinstance(tp, type) else repr(tp)
     kind = "pydantic model" if is_model else "Python type"
-    return OutputSpec(("type", text, name), f"{kind} {name}", compile_, parse)
+    return OutputSpec(("type", text, name, _options_key(options)), f"{kind} {name}", compile_, parse)
 
 
 def _free_text_spec() -> OutputSpec:
@@ -188,8 +193,13 @@ def _free_text_spec() -> OutputSpec:
     return OutputSpec(("text",), "free text", compile_, _identity, constrained=False)
 
 
-def resolve_output_type(output_type: Any) -> OutputSpec:
-    """Map a user-facing output type to an :class:`OutputSpec` (raises OutputTypeError)."""
+def resolve_output_type(output_type: Any, schema_options: Mapping[str, Any] | None = None) -> OutputSpec:
+    """Map a user-facing output type to an :class:`OutputSpec` (raises OutputTypeError).
+
+    ``schema_options`` are passed to ``compile_json_schema`` for JSON outputs (schema dicts,
+    pydantic classes, Python types), e.g. ``{"whitespace": "compact"}`` or ``{"indent": 2}``.
+    """
+    options = dict(schema_options or {})
     if output_type is None:
         return _free_text_spec()
     if isinstance(output_type, OutputSpec):
@@ -205,13 +215,13 @@ def resolve_output_type(output_type: Any) -> OutputSpec:
     if isinstance(output_type, (list, tuple)):
         return _choice_spec(Choice(output_type))
     if isinstance(output_type, bool) or isinstance(output_type, dict):
-        return _schema_spec(output_type)
+        return _schema_spec(output_type, options)
     if isinstance(output_type, str):
         return _grammar_name_spec(output_type)
     if isinstance(output_type, type) and issubclass(output_type, enum.Enum):
-        return _type_adapter_spec(output_type)
+        return _type_adapter_spec(output_type, options)
     try:
-        return _type_adapter_spec(output_type)
+        return _type_adapter_spec(output_type, options)
     except OutputTypeError:
         raise
     except Exception as exc:  # noqa: BLE001 - pydantic raises various errors for non-types
