@@ -10,6 +10,7 @@ drawn.
 """
 from __future__ import annotations
 
+import json
 from collections import deque
 
 import lark
@@ -18,7 +19,7 @@ import pytest
 
 import grammars
 from constrained.grammar import GrammarConstraint, compile_lark
-from constrained.grammar.compiled import LexState
+from constrained.grammar.compiled import CompiledGrammar, LexState
 from constrained.vocab import Vocabulary
 from tests.testdata import vocab_path
 
@@ -32,13 +33,14 @@ def vocab() -> Vocabulary:
 
 
 def shortest_completion(c: GrammarConstraint, state: LexState, max_states: int = 20000) -> bytes:
-    """Breadth-first search over printable ASCII bytes for a shortest accepted completion."""
+    """Breadth-first search over bytes (printable ASCII, tab/newlines, UTF-8 non-ASCII bytes)
+    for a shortest accepted completion."""
     cg = c.compiled
     if cg.is_accepting(state):
         return b""
     seen = {state}
     queue: deque[tuple[LexState, bytes]] = deque([(state, b"")])
-    alphabet = [b for b in range(32, 127)] + [10]
+    alphabet = list(range(32, 127)) + [9, 10, 13] + list(range(0x80, 0xF5))
     while queue and len(seen) < max_states:
         st, path = queue.popleft()
         for b in alphabet:
@@ -61,10 +63,11 @@ def sample(c: GrammarConstraint, vocab: Vocabulary, rng: np.random.Generator,
     out = b""
     for _ in range(int(rng.integers(1, MAX_RANDOM_TOKENS))):
         mask = m.mask()
-        if mask[eos] and rng.random() < 0.35:
-            break
+        eos_ok = bool(mask[eos])
         mask[eos] = False
         allowed = np.flatnonzero(mask)
+        if eos_ok and (rng.random() < 0.35 or not allowed.size):
+            break
         assert allowed.size, f"dead end after {out!r}: no token allowed and EOS refused"
         lens = np.fromiter((len(vocab.tokens[t]) for t in allowed), dtype=np.float64)
         logits = rng.gumbel(size=allowed.size) - 0.7 * lens
@@ -150,3 +153,40 @@ def test_other_grammars_samples_parse_with_lark(label: str, vocab: Vocabulary,
     for _ in range(N_SAMPLES):
         out = sample(c, vocab, rng, by_bytes)
         ref.parse(out.decode("utf-8"))
+
+
+def _corpus_grammars() -> list[tuple[str, str, str | None]]:
+    """Distinct corpus grammars Lark loads and we compile: (id, text, source path)."""
+    from tests import test_lark_corpus as lc
+
+    out, seen = [], set()
+    for row in lc.load_rows():
+        key = (row["grammar"], json.dumps(row["options"], sort_keys=True))
+        if key in seen or row["options"].get("start", "start") != "start":
+            continue
+        seen.add(key)
+        cg = lc.compiled(row["grammar"], row["source"], key[1])
+        if isinstance(cg, CompiledGrammar):
+            out.append((row["id"], row["grammar"], row["source"]))
+    return out
+
+
+def test_corpus_grammars_samples_parse_with_lark(vocab: Vocabulary,
+                                                 by_bytes: dict[bytes, int]) -> None:
+    """Two samples from every distinct corpus grammar (Lark-loadable, compiled by us)."""
+    from pathlib import Path
+
+    grammars_seen = 0
+    rng = np.random.default_rng(11)
+    for gid, text, source in _corpus_grammars():
+        paths = [str(Path(source).parent)] if source else []
+        c = compile_lark(text, vocab, import_paths=paths)
+        ref = lark.Lark(text, parser="earley", import_paths=paths)
+        for _ in range(2):
+            out = sample(c, vocab, rng, by_bytes)
+            try:
+                ref.parse(out.decode("utf-8"))
+            except lark.exceptions.LarkError as e:  # pragma: no cover - a soundness bug
+                raise AssertionError(f"{gid}: Lark rejects our output {out!r}: {e}") from e
+        grammars_seen += 1
+    assert grammars_seen >= 50, grammars_seen
