@@ -62,7 +62,7 @@ def _productive(rules: dict[str, list[list[str]]]) -> set[str]:
     return ok
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grammars())
 def test_agrees_with_lark_on_all_short_strings(rules: dict[str, list[list[str]]]) -> None:
     productive = _productive(rules)

@@ -95,6 +95,7 @@ class EarleyParser:
                 if s >= n_lexemes and s not in self.by_lhs:
                     raise GrammarSyntaxError(f"nonterminal #{s} has no productions")
         self.nullable = self._nullable()
+        self._closure = {n: self._prediction_closure(n) for n in self.by_lhs}
         self._lock = threading.RLock()
         self._intern: weakref.WeakValueDictionary[frozenset[Item], EarleySet] = (
             weakref.WeakValueDictionary())
@@ -114,12 +115,38 @@ class EarleyParser:
                     changed = True
         return frozenset(nullable)
 
+    def _prediction_closure(self, nt: int) -> tuple[frozenset[Item], frozenset[int]]:
+        """Items (origin None = "this set") that predicting ``nt`` adds, closed under
+        prediction and nullable advancement, and the nonterminals it predicts.
+
+        Such items are position-independent, so precomputing them turns most of a set's
+        closure into one set union (completions, which need origins, stay dynamic)."""
+        prods, n_lex, nullable = self.productions, self.n_lexemes, self.nullable
+        items: set[Item] = set()
+        predicted = {nt}
+        work: list[Item] = [(q, 0, None) for q in self.by_lhs[nt]]
+        while work:
+            it = work.pop()
+            if it in items:
+                continue
+            items.add(it)
+            p, d, _ = it
+            rhs = prods[p][1]
+            if d < len(rhs) and rhs[d] >= n_lex:
+                m = rhs[d]
+                if m not in predicted:
+                    predicted.add(m)
+                    work.extend((q, 0, None) for q in self.by_lhs[m])
+                if m in nullable:
+                    work.append((p, d + 1, None))
+        return frozenset(items), frozenset(predicted)
+
     # -- core ------------------------------------------------------------------------
     def _build(self, kernel: Iterable[Item]) -> EarleySet | None:
         """Close ``kernel`` under predict / complete and intern the result."""
         prods = self.productions
         n_lex = self.n_lexemes
-        by_lhs = self.by_lhs
+        closure = self._closure
         nullable = self.nullable
         limit = self.limits.max_items_per_set
         items: set[Item] = set()
@@ -130,17 +157,21 @@ class EarleyParser:
             if it in items:
                 continue
             items.add(it)
-            if len(items) > limit:
-                raise ConstraintTooComplex(
-                    f"Earley set exceeds {limit} items (ParserLimits.max_items_per_set)")
             p, d, o = it
             lhs, rhs = prods[p]
             if d < len(rhs):
                 s = rhs[d]
                 if s >= n_lex:
                     if s not in predicted:
-                        predicted.add(s)
-                        work.extend((q, 0, None) for q in by_lhs[s])
+                        # predicted items (origin "this set") need no further processing:
+                        # their own predictions and nullable advances are in the closure
+                        c_items, c_predicted = closure[s]
+                        items |= c_items
+                        predicted |= c_predicted
+                        if len(items) > limit:
+                            raise ConstraintTooComplex(
+                                f"Earley set exceeds {limit} items "
+                                "(ParserLimits.max_items_per_set)")
                     if s in nullable:
                         work.append((p, d + 1, o))
             elif o is not None:
@@ -148,6 +179,9 @@ class EarleyParser:
                     work.append((pp, dd + 1, oo if oo is not None else o))
         if not items:
             return None
+        if len(items) > limit:
+            raise ConstraintTooComplex(
+                f"Earley set exceeds {limit} items (ParserLimits.max_items_per_set)")
         key = frozenset(items)
         with self._lock:
             found = self._intern.get(key)
