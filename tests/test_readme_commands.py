@@ -50,7 +50,10 @@ def test_readme_setup_commands_on_a_fresh_clone(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     from examples.person import Person
 
-    person = Person.model_validate_json(proc.stdout)
+    # pip's own output comes first on stdout; the generated JSON starts at the first line "{"
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("{"))
+    person = Person.model_validate_json("\n".join(lines[start:]))
     assert person.name
 
     assert test_cmd.endswith("python -m pytest -q"), test_cmd
