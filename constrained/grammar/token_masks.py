@@ -166,12 +166,22 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
     return result
 
 
+def token_node_index(trie: TokenTrie, n_words: int) -> np.ndarray:
+    """int32[32 * n_words]: each token id's trie node, 0 (the root) for ids with none
+    (special, empty, padding) — the gather index that turns node flags into token bits."""
+    idx = np.zeros(n_words * 32, dtype=np.int32)
+    idx[:trie.node_of_token.size] = np.maximum(trie.node_of_token, 0)
+    return idx
+
+
 def allowed_token_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
-                        n_words: int) -> np.ndarray:
-    """Bitmask words (int32[n_words]) of the tokens allowed from ``state`` (EOS excluded)."""
+                        n_words: int, token_nodes: np.ndarray | None = None) -> np.ndarray:
+    """Bitmask words (int32[n_words]) of the tokens allowed from ``state`` (EOS excluded).
+
+    ``token_nodes``: ``token_node_index(trie, n_words)``, precomputed by the caller."""
     ok = allowed_nodes(cg, trie, state)
-    ok[0] = False  # the root: tokens not in the trie (special, empty) point here
-    node_of = trie.node_of_token
-    bits = np.zeros(n_words * 32, dtype=bool)
-    bits[:node_of.size] = ok[np.maximum(node_of, 0)]
-    return np.packbits(bits, bitorder="little").view("<i4").astype(np.int32, copy=False)
+    ok[0] = False  # the root: ids that are not text tokens point here
+    if token_nodes is None:
+        token_nodes = token_node_index(trie, n_words)
+    return np.packbits(ok[token_nodes], bitorder="little").view("<i4").astype(np.int32,
+                                                                            copy=False)
