@@ -28,16 +28,17 @@ class StepMany(Protocol):
 
 
 # finish the walk node by node once the subtrees left hold at most this many nodes
-_SCALAR_FINISH_NODES = 512  # measured: 96 -> 512 halves free-text cold walks
+_SCALAR_FINISH_NODES = 96  # measured best on the byte trie; class-compressed tries: 512
 
 
-def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int,
-                max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int, max_steps: int | None = None,
+                scalar_finish: int = _SCALAR_FINISH_NODES) -> tuple[np.ndarray, np.ndarray] | None:
     """The live nodes of a walk from ``state`` and their states: (int32[m], int32[m]), root first.
 
     Level by level, one ``step_many`` per level over the children of live nodes only;
     when the remaining subtrees are small the rest is stepped node by node. With
     ``max_steps``, gives up (returns None) once more transitions than that were needed.
+    ``scalar_finish``: remaining-subtree size (nodes) below which scalar steps take over.
     """
     budget = -1 if max_steps is None else max_steps
     if state <= 0:
@@ -48,8 +49,8 @@ def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int,
     cs, ce, byte, size = trie.child_start, trie.child_end, trie.byte, trie.subtree_size
     step = getattr(dfa, "step", None)
     while frontier.size:
-        if step is not None and frontier.size <= 4 * _SCALAR_FINISH_NODES \
-                and int(size[frontier].sum()) - frontier.size <= _SCALAR_FINISH_NODES:
+        if step is not None and frontier.size <= 4 * scalar_finish \
+                and int(size[frontier].sum()) - frontier.size <= scalar_finish:
             extra_nodes, extra_states = _finish_scalar(trie, step, frontier.tolist(), states.tolist())
             node_parts.append(np.asarray(extra_nodes, dtype=np.int32))
             state_parts.append(np.asarray(extra_states, dtype=np.int32))
