@@ -171,6 +171,53 @@ def sentencepiece_model_proto(
     return bytes(body)
 
 
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _proto_fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """Top-level (field number, value) pairs of a protobuf message (varint / bytes / fixed)."""
+    out: list[tuple[int, int | bytes]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _read_varint(data, pos)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _read_varint(data, pos)
+            out.append((num, value))
+        elif wire == 2:
+            n, pos = _read_varint(data, pos)
+            out.append((num, data[pos : pos + n]))
+            pos += n
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            out.append((num, data[pos : pos + size]))
+            pos += size
+        else:
+            raise TokenizerError(f"unsupported protobuf wire type {wire}")
+    return out
+
+
+def spm_add_dummy_prefix(model_bytes: bytes) -> bool:
+    """NormalizerSpec.add_dummy_prefix of a serialized SentencePiece model (default True)."""
+    try:
+        for num, value in _proto_fields(model_bytes):
+            if num == 3 and isinstance(value, bytes):
+                for n2, v2 in _proto_fields(value):
+                    if n2 == 3 and isinstance(v2, int):
+                        return bool(v2)
+    except (IndexError, TokenizerError):
+        return True
+    return True
+
+
 # ---------------------------------------------------------------- encoders
 class _SpmEncoder:
     """SentencePiece encoding of plain text fragments (dummy prefix handled by the caller)."""
@@ -430,7 +477,8 @@ class Tokenizer:
         eos = opt(sp.eos_id())
         return _sentencepiece_from_pieces(
             pieces, scores, types, unk=opt(sp.unk_id()), bos=opt(sp.bos_id()),
-            eos_ids=() if eos is None else (eos,), pad=opt(sp.pad_id()), add_prefix=True,
+            eos_ids=() if eos is None else (eos,), pad=opt(sp.pad_id()),
+            add_prefix=spm_add_dummy_prefix(Path(path).read_bytes()),
             template=chat_template, source=str(path),
         )
 

@@ -56,3 +56,24 @@ def test_token_bytes_shapes(named_tokenizer: tuple[str, Tokenizer]) -> None:
     else:
         # byte-level BPE: every single byte is some token
         assert len({b for b in tok.token_bytes if len(b) == 1}) == 256
+
+
+def test_sentencepiece_model_file(tmp_path) -> None:
+    """A `.model` file (our rebuilt proto, with the dummy prefix flag set) loads via from_sentencepiece
+    and reproduces the llama-spm golden vectors."""
+    from engine.tokenizer import _SpmEncoder, spm_add_dummy_prefix
+
+    gguf_tok = Tokenizer.from_gguf(vocab_path("llama-spm"))
+    encoder = gguf_tok._encoder
+    assert isinstance(encoder, _SpmEncoder)
+    proto = encoder.sp.serialized_model_proto()
+    assert spm_add_dummy_prefix(proto) is False  # we add the prefix ourselves
+    # flip NormalizerSpec.add_dummy_prefix to true, as in Llama-2's tokenizer.model
+    patched = proto.replace(b"identity\x18\x00", b"identity\x18\x01")
+    assert patched != proto and spm_add_dummy_prefix(patched) is True
+    path = tmp_path / "tokenizer.model"
+    path.write_bytes(patched)
+    tok = Tokenizer.from_sentencepiece(path)
+    assert tok.vocab_size == gguf_tok.vocab_size and tok.token_bytes == gguf_tok.token_bytes
+    for text, expected in golden_cases("llama-spm"):
+        assert tok.encode(text, parse_special=False) == expected, text
