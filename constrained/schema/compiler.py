@@ -21,7 +21,8 @@ from ..grammar.ir import Grammar
 from . import numeric
 from .ecma import EcmaSyntaxError, EcmaUnsupported, ecma_to_python
 from .formats import format_node
-from .jsontext import ANY_CHAR, ANY_STRING_CONTENT, Layout, number_node, string_node, strings_except, value_node
+from .jsontext import (ANY_CHAR, ANY_STRING_CONTENT, Layout, number_node, string_literal, string_node, strings_except,
+                       value_node)
 from .merge import ANNOTATIONS, merge_all, type_set
 from .options import SchemaOptions
 from .pieces import GrammarBuilder, Piece, Seq, is_nothing, is_regular
@@ -782,7 +783,7 @@ class SchemaCompiler:
         grammar_mode = (self.options.split_lexemes or not all(is_regular(v) for _, v, _ in declared)
                         or not all(is_regular(v) for _, v in extras))
         seal = b.sealed if grammar_mode else (lambda p: p)
-        declared = [(name, b.seq(self.key_node(literal(name) if name else EMPTY), lay.colon(), seal(value)), req)
+        declared = [(name, b.seq(string_literal(name), lay.colon(), seal(value)), req)
                     for name, value, req in declared]
         extra = b.choice(*(b.seq(self.key_node(k), lay.colon(), seal(v)) for k, v in extras),
                          hint="extra") if extras else NOTHING

@@ -66,7 +66,9 @@ def encode_string_content(node: Node, memo: dict[int, Node] | None = None) -> No
     if hit is not None:
         return hit
     out: Node
-    if isinstance(node, ByteSet):
+    if isinstance(node, ByteSet) and not node.bits & _SPECIAL:
+        out = node  # nothing to escape: the node is its own encoding (and stays shared)
+    elif isinstance(node, ByteSet):
         plain = node.bits & ~_SPECIAL
         parts: list[Node] = [ByteSet(plain)] if plain else []
         special = node.bits & _SPECIAL
@@ -77,12 +79,13 @@ def encode_string_content(node: Node, memo: dict[int, Node] | None = None) -> No
             special >>= 1
             b += 1
         out = alt(*parts) if parts else NOTHING
-    elif isinstance(node, Concat):
-        out = Concat(tuple(encode_string_content(i, memo) for i in node.items))
-    elif isinstance(node, Alt):
-        out = Alt(tuple(encode_string_content(i, memo) for i in node.items))
+    elif isinstance(node, (Concat, Alt)):
+        items = tuple(encode_string_content(i, memo) for i in node.items)
+        same = all(a is b for a, b in zip(items, node.items))
+        out = node if same else type(node)(items)
     elif isinstance(node, Repeat):
-        out = Repeat(encode_string_content(node.item, memo), node.min, node.max)
+        item = encode_string_content(node.item, memo)
+        out = node if item is node.item else Repeat(item, node.min, node.max)
     elif isinstance(node, And):
         out = And(tuple(encode_string_content(i, memo) for i in node.items))
     elif isinstance(node, Not):
@@ -98,6 +101,13 @@ def encode_string_content(node: Node, memo: dict[int, Node] | None = None) -> No
 def string_node(decoded: Node, memo: dict[int, Node] | None = None) -> Node:
     """A JSON string literal whose value is in the decoded language ``decoded``."""
     return concat(QUOTE, encode_string_content(decoded, memo), QUOTE)
+
+
+def string_literal(text: str) -> Node:
+    """All policy spellings of the one string ``text`` (fast path: nothing to escape)."""
+    if not any(ch in '"\\/' or ord(ch) < 0x20 for ch in text):
+        return literal('"' + text + '"')
+    return string_node(literal(text) if text else EMPTY)
 
 
 def nullable(node: Node) -> bool:
