@@ -291,9 +291,8 @@ def compile_choice(choices: Sequence[str | bytes], vocab: Vocabulary,
         raise CompileError("choices must be a list of strings")
     if not choices:
         raise CompileError("choices must not be empty")
-    for c in choices:
-        if not isinstance(c, (str, bytes)):
-            raise CompileError(f"choice {c!r} is not a string")
-    node = alt(*(literal(c) for c in dict.fromkeys(choices)))
-    c = compile_regex_node(node, vocab, limits)
-    return c
+    for choice in choices:
+        if not isinstance(choice, (str, bytes)):
+            raise CompileError(f"choice {choice!r} is not a string")
+    node = alt(*(literal(choice) for choice in dict.fromkeys(choices)))
+    return compile_regex_node(node, vocab, limits)

@@ -362,8 +362,9 @@ class Vocabulary:
                               else text.replace(_SPM_SPACE, " ").encode("utf-8"))
         if eos_token_ids is None:
             eos_list: list[int] = []
-            if config_eos is not None and tok.token_to_id(config_eos) is not None:
-                eos_list.append(tok.token_to_id(config_eos))
+            config_eos_id = tok.token_to_id(config_eos) if config_eos is not None else None
+            if config_eos_id is not None:
+                eos_list.append(config_eos_id)
             else:
                 for i in special:
                     if tokens[i].decode("utf-8", errors="replace") in _EOS_NAMES:
