@@ -34,9 +34,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-import numpy as np
-
 import bench_regex as br
+import numpy as np
 
 PEERS_PY = HERE / ".venv-peers" / "bin" / "python"
 CORPUS = REPO.parent / "shared" / "corpora" / "maskbench.jsonl.gz"
@@ -73,7 +72,7 @@ class Ours(br.Engine):
         self.compile({"type": "string"}).matcher().mask()  # warm-up outside the timings
 
     def compile(self, schema: Any) -> Any:
-        from constrained.schema import compile_json_schema, _CACHE
+        from constrained.schema import _CACHE, compile_json_schema
 
         _CACHE.items.clear()  # time real compilation
         return compile_json_schema(schema, self.vocab)

@@ -15,9 +15,20 @@ import gzip
 import json
 from typing import Any
 
-from constrained.errors import ConstraintTooComplex, SchemaError, SchemaUnsatisfiable, SchemaUnsupported
-from tests.test_schema_helpers import (acceptor, invalid_spellings, load_ratchet, maybe_update_ratchet,
-                                       policy_dumps, reference_validator)
+from constrained.errors import (
+    ConstraintTooComplex,
+    SchemaError,
+    SchemaUnsatisfiable,
+    SchemaUnsupported,
+)
+from tests.test_schema_helpers import (
+    acceptor,
+    invalid_spellings,
+    load_ratchet,
+    maybe_update_ratchet,
+    policy_dumps,
+    reference_validator,
+)
 from tests.testdata import corpus
 
 MASKBENCH_EVERY = 50

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from enum import Enum
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional
 from uuid import UUID
 
 import pytest
@@ -51,19 +51,19 @@ class Person(BaseModel):
     wake: dt.time
     id: UUID
     home: Address
-    pet: Annotated[Union[Cat, Dog], Field(discriminator="kind")]
+    pet: Annotated[Cat | Dog, Field(discriminator="kind")]
     even: Annotated[int, Field(multiple_of=2, ge=0, le=100)]
     tags: list[str] = []
     meta: dict[str, int] = {}
-    nick: Optional[str] = None
+    nick: str | None = None
 
 
 class Tree(BaseModel):
     value: int
-    children: list["Tree"] = []
+    children: list[Tree] = []
 
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PEOPLE = [
     Person(name="Ada", age=36, score=0.5, coords=(1, -2), color=Color.RED, born=dt.date(1815, 12, 10),
            at=dt.datetime(2024, 2, 29, 12, 0, tzinfo=UTC), wake=dt.time(7, 30, tzinfo=UTC),

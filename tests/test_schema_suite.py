@@ -11,17 +11,21 @@ import collections
 import json
 from typing import Any
 
-import pytest
-
 from constrained.errors import SchemaUnsatisfiable, SchemaUnsupported
-from tests.test_schema_helpers import (acceptor, invalid_spellings, load_ratchet, maybe_update_ratchet,
-                                       policy_dumps, with_draft)
+from tests.test_schema_helpers import (
+    acceptor,
+    invalid_spellings,
+    load_ratchet,
+    maybe_update_ratchet,
+    policy_dumps,
+    with_draft,
+)
 from tests.testdata import corpus
 
 RATCHET = "jsonschema_suite.json"
 
 
-def _groups() -> "collections.OrderedDict[str, list[dict[str, Any]]]":
+def _groups() -> collections.OrderedDict[str, list[dict[str, Any]]]:
     groups: collections.OrderedDict[str, list[dict[str, Any]]] = collections.OrderedDict()
     with open(corpus("jsonschema_suite.jsonl")) as f:
         for line in f:

@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 from constrained.errors import SchemaUnsatisfiable, SchemaUnsupported
 from constrained.schema import compile_json_schema
 from constrained.vocab import Vocabulary
-from tests.test_schema_helpers import invalid_spellings, policy_dumps, reference_validator, with_draft
+from tests.test_schema_helpers import (
+    invalid_spellings,
+    policy_dumps,
+    reference_validator,
+    with_draft,
+)
 from tests.testdata import corpus, vocab_path
 
 SUITE_SAMPLE_EVERY = 9  # every 9th schema group of the suite (deterministic)

@@ -13,8 +13,7 @@ import pytest
 
 from constrained.automata import LazyDFA
 from constrained.errors import SchemaError, SchemaUnsatisfiable, SchemaUnsupported
-from constrained.schema import schema_to_grammar, schema_to_language
-from constrained.schema import numeric
+from constrained.schema import numeric, schema_to_grammar, schema_to_language
 from constrained.schema.ecma import EcmaUnsupported, ecma_to_python
 from constrained.schema.formats import FORMATS, format_node
 from constrained.schema.jsontext import strings_except
@@ -137,9 +136,9 @@ def test_formats_are_sound_against_jsonschema(fmt: str) -> None:
 def test_dates_agree_exactly_with_jsonschema() -> None:
     dfa = LazyDFA([format_node("date")])
     checker = reference_validator({}).format_checker
-    for y in list(range(0, 12)) + list(range(396, 404)) + list(range(1896, 1904)) + [2000, 9999]:
-        for m in range(0, 14):
-            for d in range(0, 33):
+    for y in list(range(12)) + list(range(396, 404)) + list(range(1896, 1904)) + [2000, 9999]:
+        for m in range(14):
+            for d in range(33):
                 s = "%04d-%02d-%02d" % (y, m, d)
                 assert dfa.matches(s.encode()) == checker.conforms(s, "date"), s
 

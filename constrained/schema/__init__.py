@@ -10,20 +10,32 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import replace
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..automata.ast import Node
-from ..errors import ConstraintTooComplex, IncompleteOutput, SchemaError, SchemaUnsatisfiable
+from ..errors import (
+    ConstraintTooComplex,
+    IncompleteOutput,
+    SchemaError,
+    SchemaUnsatisfiable,
+)
 from ..grammar.ir import Grammar
 from .compiler import SchemaCompiler
 from .options import SchemaOptions
 from .pieces import is_nothing, is_regular
 from .source import is_pydantic_model, load_schema
 
-__all__ = ["SchemaOptions", "compile_json_schema", "schema_to_ast", "schema_to_grammar",
-           "schema_to_language", "parse_output", "json_schema_of"]
+__all__ = [
+    "SchemaOptions",
+    "compile_json_schema",
+    "json_schema_of",
+    "parse_output",
+    "schema_to_ast",
+    "schema_to_grammar",
+    "schema_to_language",
+]
 
 T = TypeVar("T")
 

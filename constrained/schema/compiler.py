@@ -14,15 +14,39 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from ..automata.ast import EMPTY, NOTHING, And, Alt, Node, Not, Repeat, alt, concat, literal
+from ..automata.ast import (
+    EMPTY,
+    NOTHING,
+    And,
+    Node,
+    Not,
+    Repeat,
+    alt,
+    concat,
+    literal,
+)
 from ..automata.regex_syntax import parse_regex
-from ..errors import ConstraintTooComplex, RegexSyntaxError, RegexUnsupported, SchemaError, SchemaUnsupported
+from ..errors import (
+    ConstraintTooComplex,
+    RegexSyntaxError,
+    RegexUnsupported,
+    SchemaError,
+    SchemaUnsupported,
+)
 from ..grammar.ir import Grammar
 from . import numeric
 from .ecma import EcmaSyntaxError, EcmaUnsupported, ecma_to_python
 from .formats import format_node
-from .jsontext import (ANY_CHAR, ANY_STRING_CONTENT, Layout, number_node, string_literal, string_node, strings_except,
-                       value_node)
+from .jsontext import (
+    ANY_CHAR,
+    ANY_STRING_CONTENT,
+    Layout,
+    number_node,
+    string_literal,
+    string_node,
+    strings_except,
+    value_node,
+)
 from .merge import ANNOTATIONS, merge_all, type_set
 from .options import SchemaOptions
 from .pieces import GrammarBuilder, Piece, Seq, is_nothing, is_regular
@@ -49,11 +73,11 @@ class Ctx:
     base: str
     depth: int = 0
 
-    def at(self, *tokens: str | int) -> "Ctx":
+    def at(self, *tokens: str | int) -> Ctx:
         ptr = self.pointer + "".join("/" + escape_pointer_token(str(t)) for t in tokens)
         return replace(self, pointer=ptr)
 
-    def deeper(self) -> "Ctx":
+    def deeper(self) -> Ctx:
         return replace(self, depth=self.depth + 1)
 
 
@@ -714,7 +738,7 @@ class SchemaCompiler:
             node = self.pattern_node(p, ctx.at("patternProperties", p))
             if node is None:
                 continue
-            compiled_patterns.append((p, node, re.compile(ecma_to_python(p), re.S), sub))
+            compiled_patterns.append((p, node, re.compile(ecma_to_python(p), re.DOTALL), sub))
         if len(compiled_patterns) > MAX_PATTERN_PROPERTIES:
             raise SchemaUnsupported(f"patternProperties: more than {MAX_PATTERN_PROPERTIES} patterns "
                                     f"(at {ctx.pointer or '/'})")

@@ -270,7 +270,7 @@ def _translate_alternative(r: _Reader, depth: int) -> tuple[str, bool, bool]:
                 prefix = "("
             parts = []
             while True:
-                text, s, e = _translate_alternative(r, depth + 1)
+                text, _, _ = _translate_alternative(r, depth + 1)
                 parts.append(text)
                 if r.eof():
                     raise EcmaSyntaxError("missing ')'")
@@ -282,7 +282,7 @@ def _translate_alternative(r: _Reader, depth: int) -> tuple[str, bool, bool]:
         elif c == "{":
             m = _QUANT.match(r.p, r.i - 1)
             if m and out:
-                lo, comma, hi = m.group(1), m.group(2), m.group(3)
+                lo, hi = m.group(1), m.group(3)
                 if hi and int(hi) < int(lo):
                     raise EcmaSyntaxError("quantifier range out of order")
                 out.append(m.group(0))

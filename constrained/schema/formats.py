@@ -7,7 +7,7 @@ most 20 fraction digits, numbers in durations have at most 9 digits.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from ..automata.ast import Node
 from ..automata.regex_syntax import parse_regex
@@ -85,7 +85,7 @@ FORMATS: dict[str, str] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def format_node(name: str) -> Node | None:
     """Decoded-string language of format ``name`` (UTF-8 bytes), or None if unknown."""
     text = FORMATS.get(name)

@@ -17,8 +17,21 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..automata.ast import (EMPTY, NOTHING, Alt, And, ByteSet, Concat, Node, Not, Repeat, alt, concat,
-                            literal, repeat)
+from ..automata.ast import (
+    EMPTY,
+    NOTHING,
+    Alt,
+    And,
+    ByteSet,
+    Concat,
+    Node,
+    Not,
+    Repeat,
+    alt,
+    concat,
+    literal,
+    repeat,
+)
 from ..automata.utf8 import utf8_ranges_node
 from .options import SchemaOptions
 
@@ -179,7 +192,7 @@ class Layout:
         return concat(self.ws(), literal(":"), self.ws())
 
 
-def number_text(value: int | float) -> list[str]:
+def number_text(value: float) -> list[str]:
     """Spellings of one number the policy writes (``1.0`` also as ``1``)."""
     if isinstance(value, int):
         return [str(value)]

@@ -8,7 +8,8 @@ internal schema dict: plain JSON Schema keywords plus list-valued ``pattern`` /
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import SchemaUnsupported
 

@@ -16,7 +16,17 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from ..automata.ast import EMPTY, NOTHING, And, ByteSet, Node, alt, concat, literal, repeat
+from ..automata.ast import (
+    EMPTY,
+    NOTHING,
+    And,
+    ByteSet,
+    Node,
+    alt,
+    concat,
+    literal,
+    repeat,
+)
 
 DIGIT: Node = ByteSet.range(0x30, 0x39)
 NONZERO: Node = ByteSet.range(0x31, 0x39)
@@ -108,7 +118,7 @@ def integer_range(lo: int | None, hi: int | None, max_integer_digits: int = 20) 
     return alt(*parts)
 
 
-def to_decimal(value: int | float) -> Decimal:
+def to_decimal(value: float) -> Decimal:
     """The decimal a schema author wrote (shortest repr of a float)."""
     if isinstance(value, bool):
         raise TypeError("bool is not a number")

@@ -50,7 +50,7 @@ class SchemaOptions:
             raise SchemaError("max_integer_digits must be at least 1")
 
     @staticmethod
-    def from_kwargs(base: "SchemaOptions | None" = None, **kwargs: Any) -> "SchemaOptions":
+    def from_kwargs(base: SchemaOptions | None = None, **kwargs: Any) -> SchemaOptions:
         """Options from keyword arguments, naming any unknown one."""
         known = {f.name for f in fields(SchemaOptions)}
         unknown = sorted(set(kwargs) - known)
