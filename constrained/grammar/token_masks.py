@@ -111,7 +111,17 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
         keep = entered > 0
         frontier, states = entry[keep], entered[keep]
         live_parts.append(frontier)
+    lists: tuple[list[int], list[int], list[int]] | None = None
     while frontier.size:
+        if frontier.size <= _SCALAR_FRONTIER:
+            # a handful of nodes left: finish in plain Python, level by level, and go
+            # back to the vectorised step as soon as a level grows wide again
+            if lists is None:
+                lists = _trie_lists(trie)
+            frontier, states = _scalar_levels(lists, dfa, frontier.tolist(), states.tolist(),
+                                              live_parts, ended_nodes, ended_from)
+            if not frontier.size:
+                break
         starts = cs[frontier]
         counts = ce[frontier] - starts
         has = counts > 0
@@ -164,6 +174,64 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
         mode.walks.clear()  # bounded memory: start over rather than grow without limit
     mode.walks[cache_key] = result
     return result
+
+
+#: frontier size at or below which a lexer walk steps its remaining levels in Python
+_SCALAR_FRONTIER = 8
+#: a Python-stepped level wider than this goes back to numpy
+_SCALAR_LEVEL = 48
+_LISTS: dict[str, tuple[list[int], list[int], list[int]]] = {}
+
+
+def _trie_lists(trie: TokenTrie) -> tuple[list[int], list[int], list[int]]:
+    """(child_start, child_end, byte) of ``trie`` as Python lists (cached, 4 tries)."""
+    found = _LISTS.get(trie.fingerprint)
+    if found is None:
+        found = (trie.child_start.tolist(), trie.child_end.tolist(), trie.byte.tolist())
+        if len(_LISTS) >= 4:
+            _LISTS.clear()
+        _LISTS[trie.fingerprint] = found
+    return found
+
+
+def _scalar_levels(lists: tuple[list[int], list[int], list[int]], dfa: object,
+                   frontier: list[int], states: list[int], live_parts: list[np.ndarray],
+                   ended_nodes: list[np.ndarray], ended_from: list[np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Step a small frontier level by level in Python (same results as the vectorised
+    loop); returns the frontier (as arrays) when a level gets wide, else empty arrays."""
+    cs, ce, byte = lists
+    step = dfa.step  # type: ignore[attr-defined]
+    is_acc = dfa.is_accepting  # type: ignore[attr-defined]
+    live: list[int] = []
+    end_n: list[int] = []
+    end_f: list[int] = []
+    while frontier:
+        if sum(ce[n] - cs[n] for n in frontier) > _SCALAR_LEVEL:
+            break
+        nf: list[int] = []
+        ns: list[int] = []
+        for n, s in zip(frontier, states):
+            acc = None
+            for c in range(cs[n], ce[n]):
+                t = step(s, byte[c])
+                if t > 0:
+                    nf.append(c)
+                    ns.append(t)
+                else:
+                    if acc is None:
+                        acc = is_acc(s)
+                    if acc:
+                        end_n.append(c)
+                        end_f.append(s)
+        live.extend(nf)
+        frontier, states = nf, ns
+    if live:
+        live_parts.append(np.asarray(live, dtype=np.int32))
+    if end_n:
+        ended_nodes.append(np.asarray(end_n, dtype=np.int32))
+        ended_from.append(np.asarray(end_f, dtype=np.int32))
+    return np.asarray(frontier, dtype=np.int32), np.asarray(states, dtype=np.int32)
 
 
 def token_node_index(trie: TokenTrie, n_words: int) -> np.ndarray:
