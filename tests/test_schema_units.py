@@ -95,6 +95,17 @@ def test_ecma_patterns_have_search_semantics(pattern: str) -> None:
             assert ok == val.is_valid(s), (pattern, s)
 
 
+@pytest.mark.parametrize("pattern", ["^\\D+$", "^[^\\d]+$", "^\\W$", "^\\S+$", "^\\s$", "^[\\w-]+$", "^[^\\s\\W]+$"])
+def test_shorthand_classes_are_sound_for_the_reference_validator(pattern: str) -> None:
+    # jsonschema runs patterns with Python's Unicode re; ECMA-262 reads \d \w \s as ASCII/ECMA
+    # sets: whatever we accept must satisfy both readings
+    accepts = acceptor({"type": "string", "pattern": pattern})
+    val = reference_validator({"type": "string", "pattern": pattern})
+    for s in ["\u0663", "a", "1", "\ufeff", " ", "\u00a0", "\u00e9", "-", "_", "x1", "\u2028"]:
+        if accepts(json.dumps(s, ensure_ascii=False).encode()):
+            assert val.is_valid(s), (pattern, s)
+
+
 def test_ecma_specifics() -> None:
     # \d is ASCII in ECMA, '.' excludes line terminators, '$' only at the very end
     assert not re.fullmatch(ecma_to_python("^\\d$"), "\u0663")

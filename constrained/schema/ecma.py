@@ -5,6 +5,8 @@ one into a Python ``re`` pattern with *full-match* semantics over the whole stri
 ``automata.parse_regex`` then turns into an AST. Differences handled here:
 ``\\d \\w \\s`` are ASCII/ECMA sets (not Unicode ones), ``.`` excludes ECMA line
 terminators, ``$`` matches only at the end, ``{`` that starts no quantifier is a literal,
+shorthand classes are read so that both ECMA-262 and Python ``re`` (which ``jsonschema``
+runs) accept every string we accept,
 ``\\uD83D\\uDE00`` surrogate pairs, ``\\u{...}``, ``\\cX``, ``(?<name>``. Anchors must
 sit at the start / end of a top-level alternative; lookaround, backreferences, ``\\b``
 and ``\\p{...}`` raise :class:`EcmaUnsupported`.
@@ -12,6 +14,7 @@ and ``\\p{...}`` raise :class:`EcmaUnsupported`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 Ranges = list[tuple[int, int]]
 
@@ -129,23 +132,47 @@ class _Reader:
         return cp
 
 
-def _class_escape(r: _Reader, in_class: bool) -> Ranges:
+@lru_cache(maxsize=None)
+def python_class(kind: str) -> tuple[tuple[int, int], ...]:
+    """Python ``re``'s Unicode ``\\d`` / ``\\w`` / ``\\s`` (what ``jsonschema`` runs) as ranges."""
+    test = {"d": str.isdecimal, "w": lambda ch: ch.isalnum() or ch == "_", "s": str.isspace}[kind]
+    out: Ranges = []
+    for cp in range(MAX_CP + 1):
+        if SURROGATES[0] <= cp <= SURROGATES[1]:
+            continue
+        if test(chr(cp)):
+            if out and out[-1][1] == cp - 1:
+                out[-1] = (out[-1][0], cp)
+            else:
+                out.append((cp, cp))
+    return tuple(out)
+
+
+def _shorthand(c: str, negated_class: bool) -> Ranges:
+    """``\\d \\w \\s`` and their negations, sound for ECMA-262 *and* Python ``re``
+    (``jsonschema`` runs patterns with ``re``): positive sets are the intersection of the
+    two readings (ASCII ``\\d \\w``), negated ones the complement of the union; inside a
+    negated class the positive sets are the union (so the complement is the intersection)."""
+    kind = c.lower()
+    ecma = {"d": DIGITS, "w": WORD, "s": SPACE}[kind]
+    py = list(python_class(kind))
+    union = normalize(ecma + py)
+    if c.isupper():
+        return complement(union)
+    if negated_class:
+        return union
+    if kind == "s":
+        return normalize([(max(a, c2), min(b, d2)) for a, b in ecma for c2, d2 in py if max(a, c2) <= min(b, d2)])
+    return ecma  # ASCII digits / word characters: inside Python's Unicode sets
+
+
+def _class_escape(r: _Reader, in_class: bool, negated_class: bool = False) -> Ranges:
     """Decode the escape after a backslash into code point ranges."""
     if r.eof():
         raise EcmaSyntaxError("pattern ends with a backslash")
     c = r.take()
-    if c == "d":
-        return DIGITS
-    if c == "D":
-        return complement(DIGITS)
-    if c == "w":
-        return WORD
-    if c == "W":
-        return complement(WORD)
-    if c == "s":
-        return SPACE
-    if c == "S":
-        return complement(SPACE)
+    if c in "dDwWsS":
+        return _shorthand(c, negated_class)
     if c in SIMPLE_ESCAPES and not (c == "0" and r.peek().isdigit()):
         return [(SIMPLE_ESCAPES[c],) * 2]
     if c == "b":
@@ -189,7 +216,7 @@ def _parse_class(r: _Reader) -> Ranges:
     def atom() -> Ranges:
         ch = r.take()
         if ch == "\\":
-            return _class_escape(r, in_class=True)
+            return _class_escape(r, in_class=True, negated_class=negated)
         return [(ord(ch), ord(ch))]
 
     while True:
