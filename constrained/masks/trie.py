@@ -151,49 +151,109 @@ class TokenTrie:
         if cls.shape != (256,):
             raise ValueError(f"class_of must have 256 entries, got shape {cls.shape}")
         key = (self.fingerprint, hashlib.sha1(cls.tobytes()).hexdigest())
-        return _COMPRESSED_CACHE.get_or_build(key, lambda: self._compress(cls, key[1][:16]))
+        return _COMPRESSED_CACHE.get_or_build(key, lambda: self._compress_from_base(cls, key[1][:16]))
 
-    def _compress(self, cls: np.ndarray, tag: str) -> "TokenTrie":
+    def _compress_from_base(self, cls: np.ndarray, tag: str) -> "TokenTrie":
+        """Compress starting from the vocabulary's base-class trie when ``cls`` is coarser.
+
+        The base trie (built once per vocabulary) is this trie compressed by a fixed
+        partition (``_BASE_CLASSES``); when every base class lies inside one class of
+        ``cls``, compressing it further gives the same nodes, tokens and order as
+        compressing the byte trie (representatives differ but stay in their class), at a
+        fraction of the cost (tens of thousands of nodes instead of ~274k).
+        """
+        base = _BASE_TRIES.get(self.fingerprint)
+        if base is not None and np.array_equal(cls[_BASE_REP[_BASE_CLASSES]], cls):
+            return base._compress(cls, tag, self.fingerprint)
+        return self._compress(cls, tag)
+
+    def _compress_tail(self, d0: int, offs: list[int], node_cls: np.ndarray, n_cls: int,
+                       new_id: np.ndarray, offsets: list[int], parents: list[np.ndarray],
+                       reps: list[np.ndarray]) -> None:
+        """Levels ``d0..`` of :meth:`_compress` in plain Python (same ids and order)."""
+        lo0 = offs[d0]
+        par = self.parent[lo0:].tolist()
+        cls_l = node_cls[lo0:].tolist()
+        byte_l = self.byte[lo0:].tolist()
+        prev_ids = new_id[offs[d0 - 1]:lo0].tolist()  # compressed ids of the level above
+        prev_off = offs[d0 - 1]
+        tail_ids: list[int] = []
+        for d in range(d0, len(offs) - 1):
+            lo, hi = offs[d] - lo0, offs[d + 1] - lo0
+            base, prev_base = offsets[-1], offsets[-2]
+            keys = [(prev_ids[par[i] - prev_off] - prev_base) * n_cls + cls_l[i] for i in range(lo, hi)]
+            first: dict[int, int] = {}
+            for i, k in enumerate(keys):
+                if k not in first:
+                    first[k] = byte_l[lo + i]
+            uniq = sorted(first)
+            pos = {k: base + j for j, k in enumerate(uniq)}
+            ids = [pos[k] for k in keys]
+            tail_ids.extend(ids)
+            parents.append(np.asarray([prev_base + k // n_cls for k in uniq], dtype=np.int32))
+            reps.append(np.asarray([first[k] for k in uniq], dtype=np.uint8))
+            offsets.append(base + len(uniq))
+            prev_ids, prev_off = ids, offs[d]
+        new_id[lo0:lo0 + len(tail_ids)] = tail_ids
+
+    def _compress(self, cls: np.ndarray, tag: str, fingerprint: str | None = None) -> "TokenTrie":
         n_cls = int(cls.max()) + 1
         node_cls = cls.astype(np.int32)[self.byte]
+        parent, byte = self.parent, self.byte
         new_id = np.zeros(self.n_nodes, dtype=np.int32)  # int32 halves the memory traffic
-        parents: list[np.ndarray] = [np.full(1, -1, dtype=np.int64)]
+        parents: list[np.ndarray] = [np.full(1, -1, dtype=np.int32)]
         reps: list[np.ndarray] = [np.zeros(1, dtype=np.uint8)]
-        depths: list[np.ndarray] = [np.zeros(1, dtype=np.int32)]
         offsets = [0, 1]
-        offs = self.level_offsets
+        offs = self.level_offsets.tolist()
+        # scratch buffers reused across levels (dense dedup: mark used keys, rank them)
+        cap = 1024
+        mark = np.zeros(cap, dtype=bool)
+        rank = np.empty(cap, dtype=np.int32)
+        n_total = offs[-1]
         for d in range(1, self.max_depth + 1):
-            lo, hi = int(offs[d]), int(offs[d + 1])
-            prev_lo = offsets[-2]
+            lo, hi = offs[d], offs[d + 1]
+            prev_lo, base = offsets[-2], offsets[-1]
+            if n_total - lo <= _PY_TAIL_NODES:
+                # few deep nodes left: per-level numpy calls cost more than plain Python
+                self._compress_tail(d, offs, node_cls, n_cls, new_id, offsets, parents, reps)
+                break
             # key = (compressed parent, class), local to the previous compressed level
-            keys = (new_id[self.parent[lo:hi]] - prev_lo) * n_cls + node_cls[lo:hi]
-            span = (offsets[-1] - prev_lo) * n_cls
-            if span >= 1 << 31:
-                keys = keys.astype(np.int64)  # cannot happen below 2**31 / 256 nodes per level
+            keys = new_id[parent[lo:hi]]
+            keys -= prev_lo
+            keys *= n_cls
+            keys += node_cls[lo:hi]
+            span = (base - prev_lo) * n_cls
             if span <= 8 * (hi - lo) + 256:
-                # dense dedup, no sort: mark used keys, rank them in key order
-                mark = np.zeros(span, dtype=bool)
+                if span > cap:
+                    cap = max(span, 2 * cap)
+                    mark = np.zeros(cap, dtype=bool)
+                    rank = np.empty(cap, dtype=np.int32)
                 mark[keys] = True
-                uniq = np.flatnonzero(mark)
-                rank = np.cumsum(mark, dtype=np.int32) - 1
-                inverse = rank[keys]
-                rep = np.empty(uniq.shape[0], dtype=np.uint8)
-                rep[inverse] = self.byte[lo:hi]  # any byte of the class represents it
+                uniq = np.flatnonzero(mark[:span])
+                mark[uniq] = False  # leave the scratch clean for the next level
+                k = uniq.shape[0]
+                rank[uniq] = np.arange(base, base + k, dtype=np.int32)
+                ids = rank[keys]
+                rep = np.empty(k, dtype=np.uint8)
+                rep[ids - base] = byte[lo:hi]  # any byte of the class represents it
+                new_id[lo:hi] = ids
             else:
                 uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-                rep = self.byte[lo + first]
+                k = uniq.shape[0]
+                rep = byte[lo + first]
+                new_id[lo:hi] = base + inverse
             # keys ascending = (compressed parent, class): children stay contiguous
-            new_id[lo:hi] = offsets[-1] + inverse
-            parents.append(prev_lo + uniq // n_cls)
+            parents.append((prev_lo + uniq // n_cls).astype(np.int32, copy=False))
             reps.append(rep)
-            depths.append(np.full(uniq.shape[0], d, dtype=np.int32))
-            offsets.append(offsets[-1] + int(uniq.shape[0]))
-        token_nodes = new_id[self.token_nodes].astype(np.int32)
+            offsets.append(base + k)
+        offsets_arr = np.asarray(offsets, dtype=np.int64)
+        depth = np.repeat(np.arange(offsets_arr.shape[0] - 1, dtype=np.int32), np.diff(offsets_arr))
+        token_nodes = new_id[self.token_nodes]
         node_of_token = np.where(self.node_of_token >= 0,
                                  new_id[np.maximum(self.node_of_token, 0)], -1).astype(np.int32)
-        return TokenTrie._assemble(f"{self.fingerprint}/classes:{tag}",
-                                   np.concatenate(parents).astype(np.int32), np.concatenate(reps),
-                                   np.concatenate(depths), np.asarray(offsets, dtype=np.int64),
+        return TokenTrie._assemble(f"{fingerprint or self.fingerprint}/classes:{tag}",
+                                   np.concatenate(parents), np.concatenate(reps),
+                                   depth, offsets_arr,
                                    self.token_ids, token_nodes, node_of_token, with_index=False)
 
 
@@ -213,11 +273,14 @@ class _TrieCache:
                 self._items.move_to_end(key)
                 return trie
         trie = TokenTrie.build(vocab)  # outside the lock: slow, and idempotent
+        # per-vocabulary base for class compression (see TokenTrie._compress_from_base)
+        base = trie._compress(_BASE_CLASSES, "base")
         with self._lock:
             self._items[key] = trie
             self._items.move_to_end(key)
+            _BASE_TRIES[key] = base
             while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+                _BASE_TRIES.pop(self._items.popitem(last=False)[0], None)
         return trie
 
 
@@ -243,5 +306,27 @@ class _KeyedCache:
         return value
 
 
+def _base_classes() -> tuple[np.ndarray, np.ndarray]:
+    """A fixed byte partition most regex DFAs' classes coarsen: [a-z], [A-Z], [0-9], every
+    other ASCII byte alone, non-ASCII bytes by UTF-8 role (continuation ranges, lead
+    ranges with distinct second-byte rules). Returns (class of each byte, a byte of each class).
+    """
+    groups: list[list[int]] = [list(range(0x61, 0x7B)), list(range(0x41, 0x5B)), list(range(0x30, 0x3A))]
+    groups += [[b] for b in range(0x80) if not (0x61 <= b < 0x7B or 0x41 <= b < 0x5B or 0x30 <= b < 0x3A)]
+    for lo, hi in ((0x80, 0x8F), (0x90, 0x9F), (0xA0, 0xBF), (0xC0, 0xC1), (0xC2, 0xDF), (0xE0, 0xE0),
+                   (0xE1, 0xEC), (0xED, 0xED), (0xEE, 0xEF), (0xF0, 0xF0), (0xF1, 0xF3), (0xF4, 0xF4),
+                   (0xF5, 0xFF)):
+        groups.append(list(range(lo, hi + 1)))
+    cls = np.zeros(256, dtype=np.int64)
+    rep = np.zeros(len(groups), dtype=np.int64)
+    for i, g in enumerate(groups):
+        cls[g] = i
+        rep[i] = g[0]
+    return cls, rep
+
+
+_BASE_CLASSES, _BASE_REP = _base_classes()
+_PY_TAIL_NODES = 2048  # _compress finishes in Python once this few deep nodes are left
+_BASE_TRIES: dict[str, TokenTrie] = {}  # per vocabulary fingerprint, next to _TRIE_CACHE's tries
 _TRIE_CACHE = _TrieCache()
 _COMPRESSED_CACHE = _KeyedCache(capacity=64)
