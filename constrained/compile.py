@@ -19,7 +19,7 @@ from .automata.ast import Node, alt, literal
 from .errors import CompileError
 from .masks.bitmask import bitmask_words
 from .masks.trie import TokenTrie
-from .masks.walk import live_tokens, walk_sparse
+from .masks.walk import _walk_from, live_tokens, walk_sparse
 from .matcher import Constraint, Matcher
 from .vocab import Vocabulary
 
@@ -34,7 +34,11 @@ _STATE_CACHE_BYTES = 256 * 1024 * 1024
 _BYTE_TRIE_BUDGET = 5_000
 # allowed-token count up to which the token -> end-state lookup is a dict, not a dense array
 _DICT_LOOKUP_MAX = 4096
-# advances from one (large) state after which its dense token -> end-state table is built
+# allowed-token count up to which that dict is built with the walk result (cheap); above,
+# only after a few advances from the state (measured: a 1k-entry dict costs ~60 us, more
+# than the DFA steps of the few tokens advanced from a state in a cold pass)
+_EAGER_DICT_MAX = 64
+# advances from one (large) state after which its token -> end-state table is built
 _DENSE_AFTER = 4
 
 
@@ -42,9 +46,9 @@ class StateMasks:
     """Cached walk result of one DFA state: allowed non-EOS tokens and where each leads.
 
     ``words``: read-only int32 bitmask row; ``token_ids`` / ``end_states``: the allowed
-    tokens (walk order) and the DFA state after each. ``end_state(tid)`` is a dict lookup
-    for few tokens; for many, the DFA steps the token's bytes until this state has been
-    advanced from a few times, then a dense table is built (so cold walks stay cheap).
+    tokens (walk order) and the DFA state after each. ``end_state(tid)``: the DFA steps
+    the token's bytes until this state has been advanced from a few times, then a lookup
+    table is built (a dict for few tokens, a dense array for many), so cold walks stay cheap.
     """
 
     __slots__ = ("state", "words", "token_ids", "end_states", "_lookup", "_misses", "_dfa",
@@ -60,9 +64,11 @@ class StateMasks:
         self._misses = 0
         self._dfa = dfa
         self._tokens = tokens
-        if token_ids.shape[0] <= _DICT_LOOKUP_MAX:
+        if token_ids.shape[0] <= _EAGER_DICT_MAX:
             self._lookup = dict(zip(token_ids.tolist(), end_states.tolist()))
             extra = 100 * token_ids.shape[0]
+        elif token_ids.shape[0] <= _DICT_LOOKUP_MAX:
+            extra = 100 * token_ids.shape[0]  # room for the dict built on repeated advances
         else:
             extra = 4 * len(tokens)  # room for the dense table
         self.nbytes = int(words.nbytes + token_ids.nbytes + end_states.nbytes + extra)
@@ -77,6 +83,10 @@ class StateMasks:
         if token_id >= len(self._tokens) or not (int(self.words[token_id >> 5]) >> (token_id & 31)) & 1:
             return 0
         self._misses += 1
+        if self._misses >= _DENSE_AFTER and self.token_ids.shape[0] <= _DICT_LOOKUP_MAX:
+            table = dict(zip(self.token_ids.tolist(), self.end_states.tolist()))
+            self._lookup = table  # benign race: every thread builds the same table
+            return table.get(token_id, 0)
         if self._misses >= _DENSE_AFTER:
             dense = np.zeros(len(self._tokens), dtype=np.int32)
             dense[self.token_ids] = self.end_states
@@ -102,6 +112,10 @@ class RegexConstraint(Constraint):
             raise CompileError(f"the constraint{where} matches no string at all")
         self.trie = TokenTrie.for_vocab(vocab)
         self._walk_trie: TokenTrie | None = None  # trie compressed by the DFA's byte classes
+        t = self.trie
+        self._root_kids = np.arange(int(t.child_start[0]), int(t.child_end[0]), dtype=np.int32)
+        self._root_bytes = t.byte[self._root_kids]
+        self._root_sizes = t.subtree_size[self._root_kids]
         self._n_words = bitmask_words(vocab.logit_width)
         self._states: dict[int, StateMasks] = {}
         self._cached_bytes = 0
@@ -135,27 +149,39 @@ class RegexConstraint(Constraint):
         if trie is None:
             # small walks run on the shared byte trie; the first big one pays for a trie
             # compressed by this DFA's byte classes, which all later walks then use.
-            # Bound on the walk: the subtrees under the live first bytes.
+            # The first level comes from the state's transition row (no numpy walk
+            # round); bound on the walk: the subtrees under the live first bytes.
             t = self.trie
-            kids = np.arange(int(t.child_start[0]), int(t.child_end[0]), dtype=np.int32)
-            first = self.dfa.step_many(np.full(kids.shape[0], state, dtype=np.int32), t.byte[kids])
-            bound = int(t.subtree_size[kids[first > 0]].sum())
+            first = self.dfa.byte_transitions(state)[self._root_bytes]
+            live = first > 0
+            bound = int(self._root_sizes[live].sum())
+            root = np.zeros(1, dtype=np.int32)
+            start = np.full(1, state, dtype=np.int32)
             if bound <= _BYTE_TRIE_BUDGET:
-                result = walk_sparse(t, self.dfa, state)
+                result = _walk_from(t, self.dfa, self._root_kids[live], first[live].astype(np.int32))
             else:
-                result = walk_sparse(t, self.dfa, state, max_steps=_BYTE_TRIE_BUDGET)
+                result = _walk_from(t, self.dfa, self._root_kids[live], first[live].astype(np.int32),
+                                    max_steps=_BYTE_TRIE_BUDGET)
             if result is not None:
                 trie = self.trie
+                result = (np.concatenate((root, result[0])), np.concatenate((start, result[1])))
             else:
                 trie = self.trie.compress(self.dfa.class_of)
                 object.__setattr__(self, "_walk_trie", trie)
         if result is None:
-            # compressed tries are small and deep: scalar steps pay off earlier (measured)
+            # compressed tries are small and deep: scalar steps pay off earlier (measured:
+            # 8192 with the walk's cached Python lists, i.e. tries of <= 65536 nodes)
             result = walk_sparse(trie, self.dfa, state,
-                                 scalar_finish=512 if trie is not self.trie else 96)
+                                 scalar_finish=96 if trie is self.trie
+                                 else 8192 if trie.n_nodes <= 1 << 16 else 512)
             assert result is not None
         ids, ends = live_tokens(trie, *result)
-        if ids.shape[0] <= 2048:  # few tokens: set their bits directly
+        if ids.shape[0] <= 8:  # a handful of tokens: Python ors beat numpy calls
+            acc = np.zeros(self._n_words, dtype=np.uint32)
+            for i in ids.tolist():
+                acc[i >> 5] |= 1 << (i & 31)
+            words = acc.view(np.int32)
+        elif ids.shape[0] <= 512:  # few tokens: set their bits directly (measured crossover)
             acc = np.zeros(self._n_words, dtype=np.uint32)
             np.bitwise_or.at(acc, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
             words = acc.view(np.int32)

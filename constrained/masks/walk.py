@@ -8,6 +8,7 @@ DFAs and lexer DFAs of grammars alike.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,20 +41,28 @@ def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int, max_steps: int | Non
     ``max_steps``, gives up (returns None) once more transitions than that were needed.
     ``scalar_finish``: remaining-subtree size (nodes) below which scalar steps take over.
     """
-    budget = -1 if max_steps is None else max_steps
     if state <= 0:
         return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
-    node_parts = [np.zeros(1, dtype=np.int32)]
-    state_parts = [np.full(1, state, dtype=np.int32)]
-    frontier, states = node_parts[0], state_parts[0]
+    root = np.zeros(1, dtype=np.int32)
+    return _walk_from(trie, dfa, root, np.full(1, state, dtype=np.int32), max_steps, scalar_finish)
+
+
+def _walk_from(trie: TokenTrie, dfa: StepMany, frontier: np.ndarray, states: np.ndarray,
+               max_steps: int | None = None,
+               scalar_finish: int = _SCALAR_FINISH_NODES) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`walk_sparse` below a given live frontier (one trie level; included in the result)."""
+    budget = -1 if max_steps is None else max_steps
+    node_parts = [frontier]
+    state_parts = [states]
     cs, ce, byte, size = trie.child_start, trie.child_end, trie.byte, trie.subtree_size
     step = getattr(dfa, "step", None)
     while frontier.size:
         if step is not None and frontier.size <= 4 * scalar_finish \
                 and int(size[frontier].sum()) - frontier.size <= scalar_finish:
-            extra_nodes, extra_states = _finish_scalar(trie, step, frontier.tolist(), states.tolist())
-            node_parts.append(np.asarray(extra_nodes, dtype=np.int32))
-            state_parts.append(np.asarray(extra_states, dtype=np.int32))
+            extra_nodes, extra_states = _finish_scalar(trie, step, frontier.tolist(), states.tolist(), dfa)
+            if extra_nodes:
+                node_parts.append(np.asarray(extra_nodes, dtype=np.int32))
+                state_parts.append(np.asarray(extra_states, dtype=np.int32))
             break
         starts = cs[frontier]
         counts = ce[frontier] - starts  # zero for leaves: np.repeat drops them
@@ -73,25 +82,67 @@ def walk_sparse(trie: TokenTrie, dfa: StepMany, state: int, max_steps: int | Non
         states = nxt[live]
         node_parts.append(frontier)
         state_parts.append(states)
+    if len(node_parts) == 1:
+        return node_parts[0], state_parts[0]
     return np.concatenate(node_parts), np.concatenate(state_parts)
 
 
 def _finish_scalar(trie: TokenTrie, step: Any, frontier: list[int],
-                   states: list[int]) -> tuple[list[int], list[int]]:
-    """Depth-first rest of a walk below ``frontier`` (small subtrees), one byte at a time."""
-    cs, ce, byte = trie.child_start, trie.child_end, trie.byte
+                   states: list[int], dfa: Any = None) -> tuple[list[int], list[int]]:
+    """Depth-first rest of a walk below ``frontier`` (small subtrees), one byte at a time.
+
+    With a DFA exposing ``transitions``/``class_of`` (LazyDFA), each state's row is read
+    once as a Python list and tries with at most ``_LIST_NODES`` nodes use cached Python
+    copies of their child ranges and bytes: a step is then two list lookups.
+    """
     out_nodes: list[int] = []
     out_states: list[int] = []
     stack = list(zip(frontier, states))
+    transitions = getattr(dfa, "transitions", None)
+    class_of = getattr(dfa, "class_of", None)
+    lists = _trie_lists(trie) if transitions is not None and class_of is not None else None
+    if lists is None:
+        cs, ce, byte = trie.child_start, trie.child_end, trie.byte
+        while stack:
+            node, st = stack.pop()
+            for child in range(int(cs[node]), int(ce[node])):
+                nxt = step(st, int(byte[child]))
+                if nxt > 0:
+                    out_nodes.append(child)
+                    out_states.append(nxt)
+                    stack.append((child, nxt))
+        return out_nodes, out_states
+    cs_l, ce_l, byte_l = lists
+    cls = np.asarray(class_of).tolist()
+    rows: dict[int, list[int]] = {}
     while stack:
         node, st = stack.pop()
-        for child in range(int(cs[node]), int(ce[node])):
-            nxt = step(st, int(byte[child]))
+        row = rows.get(st)
+        if row is None:
+            row = rows[st] = transitions(st).tolist()
+        for child in range(cs_l[node], ce_l[node]):
+            nxt = row[cls[byte_l[child]]]
             if nxt > 0:
                 out_nodes.append(child)
                 out_states.append(nxt)
                 stack.append((child, nxt))
     return out_nodes, out_states
+
+
+# tries up to this many nodes (class-compressed ones) get Python copies for scalar finishes
+_LIST_NODES = 1 << 16
+_LISTS: "weakref.WeakKeyDictionary[TokenTrie, tuple[list[int], list[int], list[int]]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _trie_lists(trie: TokenTrie) -> tuple[list[int], list[int], list[int]] | None:
+    if trie.n_nodes > _LIST_NODES:
+        return None
+    hit = _LISTS.get(trie)
+    if hit is None:
+        hit = (trie.child_start.tolist(), trie.child_end.tolist(), trie.byte.tolist())
+        _LISTS[trie] = hit  # benign race: every thread builds the same lists
+    return hit
 
 
 def walk(trie: TokenTrie, dfa: StepMany, state: int) -> np.ndarray:
