@@ -38,6 +38,10 @@ _DICT_LOOKUP_MAX = 4096
 # only after a few advances from the state (measured: a 1k-entry dict costs ~60 us, more
 # than the DFA steps of the few tokens advanced from a state in a cold pass)
 _EAGER_DICT_MAX = 64
+# walks with at least this many live nodes look their token set up by node set; at most
+# this many distinct node sets are kept per constraint (FIFO)
+_SHARE_MIN_NODES = 2
+_SHARE_MAX_SETS = 64
 # advances from one (large) state after which its token -> end-state table is built
 _DENSE_AFTER = 4
 
@@ -118,6 +122,9 @@ class RegexConstraint(Constraint):
         self._root_sizes = t.subtree_size[self._root_kids]
         self._n_words = bitmask_words(vocab.logit_width)
         self._states: dict[int, StateMasks] = {}
+        # live-node set of a walk -> (token ids, tokens per node, bitmask row), shared
+        # by DFA states whose walks reach the same nodes
+        self._node_sets: dict[tuple[bool, bytes], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._cached_bytes = 0
         self._lock = threading.Lock()
         self._frozen = True
@@ -175,20 +182,30 @@ class RegexConstraint(Constraint):
                                  scalar_finish=96 if trie is self.trie
                                  else 8192 if trie.n_nodes <= 1 << 16 else 512)
             assert result is not None
-        ids, ends = live_tokens(trie, *result)
-        if ids.shape[0] <= 8:  # a handful of tokens: Python ors beat numpy calls
-            acc = np.zeros(self._n_words, dtype=np.uint32)
-            for i in ids.tolist():
-                acc[i >> 5] |= 1 << (i & 31)
-            words = acc.view(np.int32)
-        elif ids.shape[0] <= 512:  # few tokens: set their bits directly (measured crossover)
-            acc = np.zeros(self._n_words, dtype=np.uint32)
-            np.bitwise_or.at(acc, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
-            words = acc.view(np.int32)
+        nodes, node_states = result
+        shared = None
+        key: tuple[bool, bytes] | None = None
+        if trie.node_token_ptr is not None and nodes.shape[0] >= _SHARE_MIN_NODES:
+            # DFA states with the same live trie nodes allow the same tokens (e.g. the
+            # positions of a counted repeat): reuse the token ids and the bitmask row,
+            # only the end states differ (same walk order, so one repeat gives them)
+            key = (trie is self.trie, nodes.tobytes())
+            shared = self._node_sets.get(key)
+        if shared is not None:
+            ids, counts, words = shared
+            ends = np.repeat(node_states, counts)
         else:
-            allowed = np.zeros(self._n_words * 32, dtype=bool)
-            allowed[ids] = True
-            words = np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
+            ids, ends = live_tokens(trie, nodes, node_states)
+            words = self._words_of(ids)
+            ptr = trie.node_token_ptr
+            if key is not None and ptr is not None:
+                counts = ptr[nodes + 1] - ptr[nodes]
+                for a in (words, ids):
+                    a.setflags(write=False)
+                with self._lock:
+                    while len(self._node_sets) >= _SHARE_MAX_SETS:
+                        self._node_sets.pop(next(iter(self._node_sets)))
+                    self._node_sets[key] = (ids, counts, words)
         for a in (words, ids, ends):
             a.setflags(write=False)
         entry = StateMasks(state, words, ids, ends, self.dfa, self.vocab.tokens)
@@ -203,6 +220,21 @@ class RegexConstraint(Constraint):
             self._states[state] = entry
             object.__setattr__(self, "_cached_bytes", self._cached_bytes + entry.nbytes)
         return entry
+
+    def _words_of(self, ids: np.ndarray) -> np.ndarray:
+        """The bitmask row (int32[n_words]) with the bits of ``ids`` set."""
+        if ids.shape[0] <= 8:  # a handful of tokens: Python ors beat numpy calls
+            acc = np.zeros(self._n_words, dtype=np.uint32)
+            for i in ids.tolist():
+                acc[i >> 5] |= 1 << (i & 31)
+            return acc.view(np.int32)
+        if ids.shape[0] <= 512:  # few tokens: set their bits directly (measured crossover)
+            acc = np.zeros(self._n_words, dtype=np.uint32)
+            np.bitwise_or.at(acc, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
+            return acc.view(np.int32)
+        allowed = np.zeros(self._n_words * 32, dtype=bool)
+        allowed[ids] = True
+        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
 
     def _run(self, state: int, data: bytes) -> int:
         step = self.dfa.step
