@@ -100,8 +100,8 @@ def _finish_scalar(trie: TokenTrie, step: Any, frontier: list[int],
     stack = list(zip(frontier, states))
     transitions = getattr(dfa, "transitions", None)
     class_of = getattr(dfa, "class_of", None)
-    lists = _trie_lists(trie) if transitions is not None and class_of is not None else None
-    if lists is None:
+    lists = _trie_lists(trie)
+    if lists is None or transitions is None or class_of is None:
         cs, ce, byte = trie.child_start, trie.child_end, trie.byte
         while stack:
             node, st = stack.pop()
@@ -131,7 +131,7 @@ def _finish_scalar(trie: TokenTrie, step: Any, frontier: list[int],
 
 # tries up to this many nodes (class-compressed ones) get Python copies for scalar finishes
 _LIST_NODES = 1 << 16
-_LISTS: "weakref.WeakKeyDictionary[TokenTrie, tuple[list[int], list[int], list[int]]]" = \
+_LISTS: weakref.WeakKeyDictionary[TokenTrie, tuple[list[int], list[int], list[int]]] = \
     weakref.WeakKeyDictionary()
 
 
