@@ -11,7 +11,6 @@ drawn.
 from __future__ import annotations
 
 import json
-from collections import deque
 
 import lark
 import numpy as np
@@ -19,8 +18,9 @@ import pytest
 
 import grammars
 from constrained.grammar import GrammarConstraint, compile_lark
-from constrained.grammar.compiled import CompiledGrammar, LexState
+from constrained.grammar.compiled import CompiledGrammar
 from constrained.vocab import Vocabulary
+from tests.sampling import sample_then_complete
 from tests.testdata import vocab_path
 
 N_SAMPLES = 8
@@ -32,64 +32,11 @@ def vocab() -> Vocabulary:
     return Vocabulary.from_gguf(vocab_path("llama-bpe"))
 
 
-def shortest_completion(c: GrammarConstraint, state: LexState, max_states: int = 20000) -> bytes:
-    """Breadth-first search over bytes (printable ASCII, tab/newlines, UTF-8 non-ASCII bytes)
-    for a shortest accepted completion."""
-    cg = c.compiled
-    if cg.is_accepting(state):
-        return b""
-    seen = {state}
-    queue: deque[tuple[LexState, bytes]] = deque([(state, b"")])
-    alphabet = list(range(32, 127)) + [9, 10, 13] + list(range(0x80, 0xF5))
-    while queue and len(seen) < max_states:
-        st, path = queue.popleft()
-        for b in alphabet:
-            nxt = cg.step(st, b)
-            if nxt is None or nxt in seen:
-                continue
-            if cg.is_accepting(nxt):
-                return path + bytes([b])
-            seen.add(nxt)
-            queue.append((nxt, path + bytes([b])))
-    raise AssertionError("no completion found: the state is a dead end")
-
-
 def sample(c: GrammarConstraint, vocab: Vocabulary, rng: np.random.Generator,
            by_bytes: dict[bytes, int]) -> bytes:
-    """Random masked tokens for a random number of steps, then a shortest completion
-    teacher-forced token by token (each must be allowed), then EOS."""
-    m = c.matcher()
-    eos = vocab.eos_token_ids[0]
-    out = b""
-    for _ in range(int(rng.integers(1, MAX_RANDOM_TOKENS))):
-        mask = m.mask()
-        eos_ok = bool(mask[eos])
-        mask[eos] = False
-        allowed = np.flatnonzero(mask)
-        if eos_ok and (rng.random() < 0.35 or not allowed.size):
-            break
-        assert allowed.size, f"dead end after {out!r}: no token allowed and EOS refused"
-        lens = np.fromiter((len(vocab.tokens[t]) for t in allowed), dtype=np.float64)
-        logits = rng.gumbel(size=allowed.size) - 0.7 * lens
-        tid = int(allowed[int(np.argmax(logits))])
-        forced = m.forced_bytes()
-        piece = vocab.tokens[tid]
-        assert piece.startswith(forced) or forced.startswith(piece), (forced, piece)
-        m.advance(tid)
-        out += piece
-    rest = shortest_completion(c, m.state)
-    pos = 0
-    while pos < len(rest):  # greedy longest-match tokens of the completion
-        n = max(k for k in range(1, min(16, len(rest) - pos) + 1) if rest[pos:pos + k] in by_bytes)
-        tid = by_bytes[rest[pos:pos + n]]
-        assert m.mask()[tid], f"completion token {rest[pos:pos + n]!r} masked after {out!r}"
-        m.advance(tid)
-        out += rest[pos:pos + n]
-        pos += n
-    assert m.mask()[eos], f"EOS refused after the completed output {out!r}"
-    m.advance(eos)
-    assert m.is_terminated()
-    return out
+    """Masked random tokens, then a shortest completion and EOS (tests/sampling.py)."""
+    return sample_then_complete(c, vocab, rng, by_bytes, max_random_tokens=MAX_RANDOM_TOKENS,
+                                stop_probability=0.35, length_penalty=0.7, max_token_len=16)
 
 
 @pytest.fixture(scope="module")

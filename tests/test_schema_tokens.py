@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import json
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from constrained.errors import SchemaUnsatisfiable, SchemaUnsupported
 from constrained.schema import compile_json_schema
 from constrained.vocab import Vocabulary
+from tests.sampling import PRINTABLE_ASCII, longest_match_ids, sample_then_complete
 from tests.test_schema_helpers import (
     invalid_spellings,
     policy_dumps,
@@ -50,12 +50,7 @@ def by_bytes(vocab: Vocabulary) -> dict[bytes, int]:
 
 def tokenize(data: bytes, by_bytes: dict[bytes, int]) -> list[int]:
     """Greedy longest-match tokenization (any tokenization must be accepted)."""
-    ids, pos = [], 0
-    while pos < len(data):
-        n = max(k for k in range(1, min(24, len(data) - pos) + 1) if data[pos:pos + k] in by_bytes)
-        ids.append(by_bytes[data[pos:pos + n]])
-        pos += n
-    return ids
+    return longest_match_ids(data, by_bytes, 24)
 
 
 def run_tokens(constraint: Any, ids: list[int], eos: int) -> bool:
@@ -101,52 +96,11 @@ def test_suite_sample_token_by_token(vocab: Vocabulary, by_bytes: dict[bytes, in
 
 
 # --------------------------------------------------------------------------- sampling
-def _completion(c: Any, state: Any, max_states: int = 20000) -> bytes:
-    """Shortest accepted completion over printable ASCII (breadth first)."""
-    if c.matcher()._is_accepting(state):
-        return b""
-    m = c.matcher()
-    seen = {state}
-    queue: deque[tuple[Any, bytes]] = deque([(state, b"")])
-    alphabet = list(range(32, 127))
-    while queue and len(seen) < max_states:
-        st_, path = queue.popleft()
-        for b in alphabet:
-            nxt = m._advance_bytes(st_, bytes([b]))
-            if nxt is None or nxt in seen:
-                continue
-            if m._is_accepting(nxt):
-                return path + bytes([b])
-            seen.add(nxt)
-            queue.append((nxt, path + bytes([b])))
-    raise AssertionError("no completion found: dead end")
-
-
 def sample(c: Any, vocab: Vocabulary, by_bytes: dict[bytes, int], seed: int, max_tokens: int = 40) -> bytes:
     """Random masked tokens (shorter ones favoured), then a teacher-forced completion."""
-    rng = np.random.default_rng(seed)
-    m = c.matcher()
-    eos = vocab.eos_token_ids[0]
-    out = b""
-    for _ in range(int(rng.integers(1, max_tokens))):
-        mask = m.mask()
-        accepting = bool(mask[eos])
-        mask[eos] = False
-        allowed = np.flatnonzero(mask)
-        if accepting and (rng.random() < 0.3 or not allowed.size):
-            break
-        assert allowed.size, f"dead end after {out!r}"
-        lens = np.fromiter((len(vocab.tokens[t]) for t in allowed), dtype=np.float64)
-        tid = int(allowed[int(np.argmax(rng.gumbel(size=allowed.size) - 0.5 * lens))])
-        m.advance(tid)
-        out += vocab.tokens[tid]
-    rest = _completion(c, m.state)
-    for tid in tokenize(rest, by_bytes):
-        assert m.mask()[tid], (out, rest)
-        m.advance(tid)
-        out += vocab.tokens[tid]
-    assert m.mask()[eos]
-    return out
+    return sample_then_complete(c, vocab, np.random.default_rng(seed), by_bytes,
+                                max_random_tokens=max_tokens, stop_probability=0.3,
+                                length_penalty=0.5, max_token_len=24, alphabet=PRINTABLE_ASCII)
 
 
 PROPERTY_SCHEMAS: list[dict[str, Any]] = [
