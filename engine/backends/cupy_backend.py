@@ -13,8 +13,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable
 from .base import Array, Backend
-
-_GELU_C = float(np.sqrt(2.0 / np.pi))
+from .xp_ops import gated_activation, grouped_attention
 
 
 def _import_cupy() -> Any:
@@ -86,28 +85,10 @@ class CupyBackend(Backend):
         return self.cp.concatenate((x1 * c - x2 * s, x2 * c + x1 * s), axis=-1)
 
     def attention(self, q: Array, k: Array, v: Array, bias: Array) -> Array:
-        cp = self.cp
-        B, T, H, hd = q.shape
-        K, L = k.shape[1], k.shape[2]
-        G = H // K
-        qg = cp.ascontiguousarray(q.reshape(B, T, K, G, hd).transpose(0, 2, 3, 1, 4)).reshape(B, K, G * T, hd)
-        s = (qg @ k.swapaxes(-1, -2)).reshape(B, K, G, T, L)
-        s += bias[:, None, None, :, :]
-        s -= s.max(axis=-1, keepdims=True)
-        cp.exp(s, out=s)
-        s /= s.sum(axis=-1, keepdims=True)
-        o = s.reshape(B, K, G * T, L) @ v
-        return o.reshape(B, K, G, T, hd).transpose(0, 3, 1, 2, 4).reshape(B, T, H * hd)
+        return grouped_attention(self.cp, q, k, v, bias)
 
     def act_mul(self, gate_up: Array, activation: str) -> Array:
-        cp = self.cp
-        ff = gate_up.shape[-1] // 2
-        g = gate_up[..., :ff]
-        u = gate_up[..., ff:]
-        if activation == "silu":
-            return g / (1.0 + cp.exp(-g)) * u
-        inner = cp.tanh(_GELU_C * (g + 0.044715 * g * g * g))
-        return 0.5 * g * (1.0 + inner) * u
+        return gated_activation(self.cp, gate_up, activation)
 
     def embed(self, table: Array, ids: Array) -> Array:
         return table[self.index(ids)]

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Array, Backend
-
-_GELU_C = float(np.sqrt(2.0 / np.pi))
+from .xp_ops import gated_activation, grouped_attention
 
 
 class NumpyBackend(Backend):
@@ -51,27 +50,10 @@ class NumpyBackend(Backend):
         return out
 
     def attention(self, q: Array, k: Array, v: Array, bias: Array) -> Array:
-        B, T, H, hd = q.shape
-        K, L = k.shape[1], k.shape[2]
-        G = H // K
-        qg = np.ascontiguousarray(q.reshape(B, T, K, G, hd).transpose(0, 2, 3, 1, 4)).reshape(B, K, G * T, hd)
-        s = (qg @ k.swapaxes(-1, -2)).reshape(B, K, G, T, L)
-        s += bias[:, None, None, :, :]
-        s -= s.max(axis=-1, keepdims=True)
-        np.exp(s, out=s)
-        s /= s.sum(axis=-1, keepdims=True)
-        o = s.reshape(B, K, G * T, L) @ v  # [B, K, G*T, hd]
-        return o.reshape(B, K, G, T, hd).transpose(0, 3, 1, 2, 4).reshape(B, T, H * hd)
+        return grouped_attention(np, q, k, v, bias)
 
     def act_mul(self, gate_up: Array, activation: str) -> Array:
-        ff = gate_up.shape[-1] // 2
-        g = gate_up[..., :ff]
-        u = gate_up[..., ff:]
-        if activation == "silu":
-            return g / (1.0 + np.exp(-g)) * u
-        # gelu, tanh approximation (gemma)
-        inner = np.tanh(_GELU_C * (g + 0.044715 * g * g * g))
-        return 0.5 * g * (1.0 + inner) * u
+        return gated_activation(np, gate_up, activation)
 
     def embed(self, table: Array, ids: Array) -> Array:
         return table[ids]
