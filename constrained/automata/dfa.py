@@ -55,6 +55,7 @@ class LazyDFA:
         self._set_total = 0
         self._expand_seconds = 0.0
         self._label_classes: dict[int, list[int]] = {}
+        self._starts: dict[frozenset[int], int] = {}
         with self._lock:
             start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts))
             self.start: int = self._intern(start_set)
@@ -174,6 +175,22 @@ class LazyDFA:
             if i & 0x3F == 0:
                 deadline.check()
         return self.n_states
+
+    def start_for(self, lexemes: frozenset[int]) -> int:
+        """The state that starts a match of any of ``lexemes`` only (0 if none can match).
+
+        One DFA then serves every subset of its lexemes (a grammar's lexer contexts):
+        states are interned by NFA state set, so after the first byte, contexts that keep
+        the same lexemes alive share states, rows and everything cached per state.
+        """
+        hit = self._starts.get(lexemes)
+        if hit is None:
+            with self._lock:
+                nfa = self.nfa
+                states = frozenset().union(*(nfa.closure(nfa.starts[i]) for i in lexemes))
+                hit = self._intern(states)
+                self._starts[lexemes] = hit
+        return hit
 
     # --- queries ----------------------------------------------------------------------
     @property

@@ -1,19 +1,21 @@
 """A grammar compiled for matching: lexeme ids, Earley parser, lexer modes, byte stepping.
 
-Lexing is greedy and contextual: at each point the lexer runs one lazy DFA over the
-lexemes the parser expects (plus ``%ignore`` lexemes); a lexeme ends only when the next
-byte cannot extend any of them (maximal munch), and the span then counts as every
-expected lexeme that accepts it. A mode (one DFA) exists per distinct allowed set and is
-built on first use, so a grammar pays only for the contexts it reaches.
+Lexing is greedy and contextual: at each point the lexer matches only the lexemes the
+parser expects (plus ``%ignore`` lexemes); a lexeme ends only when the next byte cannot
+extend any of them (maximal munch), and the span then counts as every expected lexeme
+that accepts it. One lazy DFA covers all lexemes; a mode (an allowed set) is a start
+state in it, made on first use, so a grammar pays only for the contexts it reaches and
+contexts share every state after their first byte.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..automata import LazyDFA, Limits
 from ..automata.ast import Node
-from ..errors import GrammarSyntaxError
+from ..errors import ConstraintTooComplex, GrammarSyntaxError
 from ..parser.earley import EarleyParser, EarleySet, ParserLimits
 from .ir import Grammar
 
@@ -21,28 +23,44 @@ _MISSING = object()
 
 
 class LexerMode:
-    """One lexer context: the allowed lexeme ids and the lazy DFA over their union.
+    """One lexer context: the allowed lexeme ids and where they start in the grammar's DFA.
 
-    ``dfa`` is None when nothing may follow (the parse is complete, no ignore allowed).
-    DFA lexeme indices map to grammar lexeme ids through ``ids``.
+    All modes share one lazy DFA over every lexeme of the grammar (``CompiledGrammar.lexer``):
+    a mode is only a start state (:meth:`LazyDFA.start_for` its ids), so states reached
+    after the first byte, their rows, accepting sets and cached trie walks are shared by
+    every context that keeps the same lexemes alive (inside a string is one state
+    whichever context opened it). Grammars whose lexemes together exceed the NFA size
+    limit (schemas with many large patterns) fall back to one DFA per mode over its own
+    lexemes. ``dfa`` is None when nothing may follow (the parse is complete and no
+    ignore is allowed).
     """
 
-    __slots__ = ("_accepting", "_lock", "dfa", "ids", "start", "walks")
+    __slots__ = ("_accepting", "_to_id", "dfa", "ids", "start", "walks")
 
-    def __init__(self, ids: tuple[int, ...], nodes: list[Node], limits: Limits | None) -> None:
+    def __init__(self, ids: tuple[int, ...], shared: LazyDFA | None, nodes: Sequence[Node],
+                 limits: Limits | None, accepting: dict[int, frozenset[int]],
+                 walks: dict[tuple[str, object], object]) -> None:
         self.ids = ids
-        self._accepting: dict[int, frozenset[int]] = {}
-        self._lock = threading.Lock()
-        # parser-independent trie walks from a DFA state, keyed (trie fingerprint, state);
-        # filled by grammar/token_masks.py
-        self.walks: dict[tuple[str, object], object] = {}
         self.dfa: LazyDFA | None
-        if ids:
-            self.dfa = LazyDFA(nodes, limits)
-            self.start = int(self.dfa.start)
+        if not ids:
+            self.dfa, self.start, self._to_id = None, 0, None
+            self._accepting: dict[int, frozenset[int]] = {}
+            self.walks: dict[tuple[str, object], object] = {}
+        elif shared is not None:
+            self.dfa = shared
+            self.start = shared.start_for(frozenset(ids))
+            # the shared DFA's lexeme i is grammar lexeme i; both caches are shared with
+            # every mode of the grammar (walks are filled by grammar/token_masks.py)
+            self._to_id = None
+            self._accepting = accepting
+            self.walks = walks
         else:
-            self.dfa = None
-            self.start = 0
+            # the union of all lexemes is too big for one automaton: this mode's own DFA
+            self.dfa = LazyDFA([nodes[i] for i in ids], limits)
+            self.start = int(self.dfa.start)
+            self._to_id = ids
+            self._accepting = {}
+            self.walks = {}
 
     def accepting(self, q: int) -> frozenset[int]:
         """Grammar lexeme ids that accept in DFA state ``q`` (empty when not accepting)."""
@@ -51,9 +69,9 @@ class LexerMode:
             if q <= 0 or self.dfa is None or not self.dfa.is_accepting(q):
                 found = frozenset()
             else:
-                found = frozenset(self.ids[i] for i in self.dfa.accepting_lexemes(q))
-            with self._lock:
-                self._accepting[q] = found
+                lex = self.dfa.accepting_lexemes(q)
+                found = frozenset(lex if self._to_id is None else (self._to_id[i] for i in lex))
+            self._accepting[q] = found  # benign race: every thread computes the same set
         return found
 
 
@@ -100,7 +118,17 @@ class CompiledGrammar:
         self.max_ignore = grammar.max_ignore
         self.parser = EarleyParser(len(self.lexeme_names), productions, nt_id[grammar.start],
                                    parser_limits)
+        # one lazy DFA over every lexeme; lexer modes are start states in it. When the
+        # union is over the NFA size limit, each mode builds a DFA over its own lexemes
         self._dfa_limits = dfa_limits
+        self.lexer: LazyDFA | None = None
+        if self.nodes:
+            try:
+                self.lexer = LazyDFA(self.nodes, dfa_limits)
+            except ConstraintTooComplex:
+                self.lexer = None
+        self._accepting: dict[int, frozenset[int]] = {}
+        self._walks: dict[tuple[str, object], object] = {}
         self._modes: dict[frozenset[int], LexerMode] = {}
         self._lock = threading.Lock()
         self.initial = self.fresh(self.parser.initial, 0)  # type: ignore[arg-type]
@@ -110,8 +138,8 @@ class CompiledGrammar:
         """The (cached) lexer mode over ``allowed`` lexeme ids."""
         m = self._modes.get(allowed)
         if m is None:
-            ids = tuple(sorted(allowed))
-            m = LexerMode(ids, [self.nodes[i] for i in ids], self._dfa_limits)
+            m = LexerMode(tuple(sorted(allowed)), self.lexer, self.nodes, self._dfa_limits,
+                          self._accepting, self._walks)
             with self._lock:
                 m = self._modes.setdefault(allowed, m)
         return m

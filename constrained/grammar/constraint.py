@@ -13,7 +13,7 @@ from ..parser.earley import ParserLimits
 from ..vocab import Vocabulary
 from .compiled import CompiledGrammar, LexState
 from .ir import Grammar
-from .token_masks import allowed_token_words, token_node_index
+from .token_masks import allowed_token_words
 
 
 class GrammarConstraint(Constraint):
@@ -28,7 +28,6 @@ class GrammarConstraint(Constraint):
         self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits)
         self.trie = TokenTrie.for_vocab(vocab)
         self.n_words = bitmask_words(vocab.logit_width)
-        self._token_nodes = token_node_index(self.trie, self.n_words)
 
     @classmethod
     def from_compiled(cls, compiled: CompiledGrammar, vocab: Vocabulary) -> GrammarConstraint:
@@ -44,8 +43,7 @@ class GrammarConstraint(Constraint):
         cache = state.parser.cache
         words = cache.get(key)
         if words is None:
-            words = allowed_token_words(self.compiled, self.trie, state, self.n_words,
-                                        self._token_nodes)
+            words = allowed_token_words(self.compiled, self.trie, state, self.n_words)
             words.setflags(write=False)
             cache[key] = words
         return words  # type: ignore[return-value]

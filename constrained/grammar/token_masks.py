@@ -8,13 +8,18 @@ DFA state, the nodes whose byte ended a lexeme there. Lexer walks are cached on 
 lexer mode, keyed by where they start (the root in a DFA state, or the content of the
 node group a previous walk ended), so across steps and sequences they are computed once.
 
-A mask is then a small recursion over boundary groups: per group the parser is asked
-once (finish the lexeme; a parser scan, memoised on the Earley set), and the group's
-nodes are re-entered in the next lexer context through another cached walk. Per mask
-the cost is one bitmask union per visited walk plus one parser step per group — never
-per token. See docs/grammars.md for measurements.
+A walk keeps its live part as token bitmask words (computed once), so a mask is a small
+recursion over boundary groups: per group the parser is asked once (finish the lexeme; a
+parser scan, memoised on the Earley set), and the group's nodes are re-entered in the
+next lexer context through another cached walk. Per mask the cost is one OR of bitmask
+words per visited walk plus one parser step per group — never per token or per trie
+node. All lexer modes share one DFA, so walks are shared across contexts too (the walk
+inside a JSON string is computed once per grammar). See docs/grammars.md for measurements.
 """
 from __future__ import annotations
+
+import array
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,27 +27,31 @@ from ..errors import ConstraintTooComplex
 from ..masks.trie import TokenTrie
 from .compiled import CompiledGrammar, LexerMode, LexState
 
-# A lexer walk: (nodes inside the lexeme, [(lexeme ids accepted, nodes ending it there)])
-Walk = tuple[np.ndarray, list[tuple[frozenset[int], np.ndarray]]]
+# A lexer walk: (bitmask words of the tokens that stay inside the lexeme, or None if
+# none do; [(lexeme ids accepted, nodes ending it there)])
+Walk = tuple[np.ndarray | None, list[tuple[frozenset[int], np.ndarray]]]
 _EMPTY = np.zeros(0, dtype=np.int32)
-#: cached lexer walks kept per lexer mode before the cache is reset
-MAX_WALKS_PER_MODE = 20_000
+#: cached lexer walks kept per grammar before the cache is reset
+MAX_WALKS = 50_000
 
 
-def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
+def allowed_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState, n_words: int,
                   max_visits: int = 100_000) -> np.ndarray:
-    """bool[n_nodes]: trie nodes whose bytes, fed from ``state``, keep the output viable.
+    """int32[n_words]: bitmask of the tokens whose bytes, fed from ``state``, keep the
+    output viable (EOS not included).
 
     Runs in rounds: every context (parser set, mode, ignore count) reached in a round is
     walked once over the union of the node groups that reached it, so a context reached
     through several boundaries (``)`` after NUMBER and after NAME) costs one walk.
     """
-    ok = np.zeros(trie.n_nodes, dtype=bool)
+    out = np.zeros(n_words, dtype=np.int32)
     if state.mode.dfa is None:
-        return ok
+        return out
+    ok = out[:_trie_words(trie)]
     nfb = cg.not_followed_by or None
     live, groups = lexer_walk(trie, state.mode, ("root", state.q), state.q, None, nfb)
-    ok[live] = True
+    if live is not None:
+        np.bitwise_or(ok, live, out=ok)
     visits = 1
     rnd: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]] = {}
     _spread(cg, state, groups, rnd)
@@ -56,13 +65,13 @@ def allowed_nodes(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
             nodes = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
             # a node group is named by its content: the same nodes entered in the same
             # mode give the same walk whatever path led there (shared across masks)
-            live, groups = lexer_walk(trie, ctx.mode, ("entry", nodes.tobytes()), ctx.q, nodes,
-                                      nfb)
-            if live.size:
-                ok[live] = True
+            live, groups = lexer_walk(trie, ctx.mode, ("entry", ctx.mode.start, nodes.tobytes()),
+                                      ctx.q, nodes, nfb)
+            if live is not None:
+                np.bitwise_or(ok, live, out=ok)
             _spread(cg, ctx, groups, nxt_round)
         rnd = nxt_round
-    return ok
+    return out
 
 
 def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[tuple[frozenset[int], np.ndarray]],
@@ -111,7 +120,7 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
         keep = entered > 0
         frontier, states = entry[keep], entered[keep]
         live_parts.append(frontier)
-    lists: tuple[list[int], list[int], list[int]] | None = None
+    lists: tuple[Sequence[int], Sequence[int], Sequence[int]] | None = None
     while frontier.size:
         if frontier.size <= _SCALAR_FRONTIER:
             # a handful of nodes left: finish in plain Python, level by level, and go
@@ -143,7 +152,7 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
         frontier = children[live]
         states = nxt[live]
         live_parts.append(frontier)
-    live_all = np.concatenate(live_parts) if live_parts else _EMPTY
+    live_words = _node_words(trie, live_parts)
     # group the ending nodes by the set of lexemes accepted (many DFA states, e.g. every
     # keyword prefix of NAME, finish the same lexemes: one parser step per set)
     groups: list[tuple[frozenset[int], np.ndarray]] = []
@@ -169,8 +178,8 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
                     by_acc.setdefault(allowed, []).append(part_nodes[node_bytes == b])
         for acc, parts in by_acc.items():
             groups.append((acc, np.sort(np.concatenate(parts))))
-    result: Walk = (live_all, groups)
-    if len(mode.walks) >= MAX_WALKS_PER_MODE:
+    result: Walk = (live_words, groups)
+    if len(mode.walks) >= MAX_WALKS:
         mode.walks.clear()  # bounded memory: start over rather than grow without limit
     mode.walks[cache_key] = result
     return result
@@ -180,21 +189,28 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
 _SCALAR_FRONTIER = 8
 #: a Python-stepped level wider than this goes back to numpy
 _SCALAR_LEVEL = 48
-_LISTS: dict[str, tuple[list[int], list[int], list[int]]] = {}
+_LISTS: dict[str, tuple[Sequence[int], Sequence[int], Sequence[int]]] = {}
 
 
-def _trie_lists(trie: TokenTrie) -> tuple[list[int], list[int], list[int]]:
-    """(child_start, child_end, byte) of ``trie`` as Python lists (cached, 4 tries)."""
+def _trie_lists(trie: TokenTrie) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
+    """(child_start, child_end, byte) of ``trie`` as flat Python sequences (cached, 4 tries).
+
+    ``array.array`` and ``bytes`` rather than lists: indexing is as fast, and the cyclic
+    garbage collector never traverses them (three 274k-element lists made every full
+    collection ~8 ms slower).
+    """
     found = _LISTS.get(trie.fingerprint)
     if found is None:
-        found = (trie.child_start.tolist(), trie.child_end.tolist(), trie.byte.tolist())
+        found = (array.array("i", trie.child_start.astype(np.int32).tobytes()),
+                 array.array("i", trie.child_end.astype(np.int32).tobytes()),
+                 trie.byte.astype(np.uint8).tobytes())
         if len(_LISTS) >= 4:
             _LISTS.clear()
         _LISTS[trie.fingerprint] = found
     return found
 
 
-def _scalar_levels(lists: tuple[list[int], list[int], list[int]], dfa: object,
+def _scalar_levels(lists: tuple[Sequence[int], Sequence[int], Sequence[int]], dfa: object,
                    frontier: list[int], states: list[int], live_parts: list[np.ndarray],
                    ended_nodes: list[np.ndarray], ended_from: list[np.ndarray]
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -234,22 +250,63 @@ def _scalar_levels(lists: tuple[list[int], list[int], list[int]], dfa: object,
     return np.asarray(frontier, dtype=np.int32), np.asarray(states, dtype=np.int32)
 
 
-def token_node_index(trie: TokenTrie, n_words: int) -> np.ndarray:
-    """int32[32 * n_words]: each token id's trie node, 0 (the root) for ids with none
-    (special, empty, padding) — the gather index that turns node flags into token bits."""
-    idx = np.zeros(n_words * 32, dtype=np.int32)
-    idx[:trie.node_of_token.size] = np.maximum(trie.node_of_token, 0)
-    return idx
+def _trie_words(trie: TokenTrie) -> int:
+    """Bitmask words covering every token id of ``trie``'s vocabulary."""
+    return (trie.node_of_token.size + 31) // 32
+
+
+_TOKEN_INDEX: dict[str, np.ndarray] = {}
+
+
+def _token_index(trie: TokenTrie) -> np.ndarray:
+    """int32[32 * words]: each token id's trie node, -1 for ids with none (cached, 4 tries)."""
+    found = _TOKEN_INDEX.get(trie.fingerprint)
+    if found is None:
+        found = np.full(_trie_words(trie) * 32, -1, dtype=np.int32)
+        found[:trie.node_of_token.size] = trie.node_of_token
+        if len(_TOKEN_INDEX) >= 4:
+            _TOKEN_INDEX.clear()
+        _TOKEN_INDEX[trie.fingerprint] = found
+    return found
+
+
+def _node_words(trie: TokenTrie, parts: list[np.ndarray]) -> np.ndarray | None:
+    """Bitmask words of the tokens that end at the nodes in ``parts`` (None if none do).
+
+    Few nodes: their tokens come from the trie's node->tokens index (cost ~ live
+    nodes); many nodes (inside a string: most of the trie): one gather over all token ids.
+    """
+    parts = [p for p in parts if p.size]
+    if not parts:
+        return None
+    n = sum(p.size for p in parts)
+    ptr, by_node = trie.node_token_ptr, trie.node_token_ids
+    if ptr is not None and by_node is not None and n <= trie.n_nodes // 16:
+        nodes = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        nodes = nodes[nodes > 0]  # the root is the empty prefix, never a token
+        starts = ptr[nodes]
+        counts = ptr[nodes + 1] - starts
+        total = int(counts.sum())
+        if total == 0:
+            return None
+        ends = np.cumsum(counts)
+        ids = by_node[np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)]
+        bits = np.zeros(_trie_words(trie) * 32, dtype=bool)
+        bits[ids] = True
+    else:
+        flags = np.zeros(trie.n_nodes + 1, dtype=bool)  # last slot: ids without a node
+        for p in parts:
+            flags[p] = True
+        flags[0] = False
+        bits = flags[_token_index(trie)]
+        if not bits.any():
+            return None
+    words = np.packbits(bits, bitorder="little").view("<i4").astype(np.int32)
+    words.setflags(write=False)
+    return words
 
 
 def allowed_token_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
-                        n_words: int, token_nodes: np.ndarray | None = None) -> np.ndarray:
-    """Bitmask words (int32[n_words]) of the tokens allowed from ``state`` (EOS excluded).
-
-    ``token_nodes``: ``token_node_index(trie, n_words)``, precomputed by the caller."""
-    ok = allowed_nodes(cg, trie, state)
-    ok[0] = False  # the root: ids that are not text tokens point here
-    if token_nodes is None:
-        token_nodes = token_node_index(trie, n_words)
-    return np.packbits(ok[token_nodes], bitorder="little").view("<i4").astype(np.int32,
-                                                                            copy=False)
+                        n_words: int) -> np.ndarray:
+    """Bitmask words (int32[n_words]) of the tokens allowed from ``state`` (EOS excluded)."""
+    return allowed_words(cg, trie, state, n_words)
