@@ -13,6 +13,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..automata import LazyDFA, Limits
 from ..automata.ast import Node
 from ..errors import ConstraintTooComplex, GrammarSyntaxError
@@ -20,6 +22,9 @@ from ..parser.earley import EarleyParser, EarleySet, ParserLimits
 from .ir import Grammar
 
 _MISSING = object()
+#: grammars with more lexemes than this (large schema grammars) build a DFA per lexer mode:
+#: sizing the union up front took seconds at 1,567 lexemes, most never reached
+MAX_SHARED_LEXEMES = 256
 
 
 class LexerMode:
@@ -29,9 +34,9 @@ class LexerMode:
     a mode is only a start state (:meth:`LazyDFA.start_for` its ids), so states reached
     after the first byte, their rows, accepting sets and cached trie walks are shared by
     every context that keeps the same lexemes alive (inside a string is one state
-    whichever context opened it). Grammars whose lexemes together exceed the NFA size
-    limit (schemas with many large patterns) fall back to one DFA per mode over its own
-    lexemes. ``dfa`` is None when nothing may follow (the parse is complete and no
+    whichever context opened it). Grammars with very many lexemes, or whose lexemes
+    together exceed the NFA size limit (schemas with many large patterns), fall back to
+    one DFA per mode over its own lexemes. ``dfa`` is None when nothing may follow (the parse is complete and no
     ignore is allowed).
     """
 
@@ -122,7 +127,7 @@ class CompiledGrammar:
         # union is over the NFA size limit, each mode builds a DFA over its own lexemes
         self._dfa_limits = dfa_limits
         self.lexer: LazyDFA | None = None
-        if self.nodes:
+        if 0 < len(self.nodes) <= MAX_SHARED_LEXEMES:
             try:
                 self.lexer = LazyDFA(self.nodes, dfa_limits)
             except ConstraintTooComplex:
@@ -134,6 +139,20 @@ class CompiledGrammar:
         self.initial = self.fresh(self.parser.initial, 0)  # type: ignore[arg-type]
 
     # -- lexer modes ------------------------------------------------------------------------
+    def walk_partition(self) -> np.ndarray | None:
+        """The byte partition trie walks may merge edges by (None: walk the byte trie).
+
+        The shared lexer DFA's classes, refined so that every lookahead set
+        (``not_followed_by``) is a union of classes (walks split ending nodes by byte)."""
+        if self.lexer is None:
+            return None
+        key = self.lexer.class_of.astype(np.int64)
+        for banned in sorted(set(self.not_followed_by.values()), key=sorted):
+            member = np.zeros(256, dtype=np.int64)
+            member[sorted(banned)] = 1
+            key = key * 2 + member
+        return np.unique(key, return_inverse=True)[1].reshape(-1)
+
     def mode(self, allowed: frozenset[int]) -> LexerMode:
         """The (cached) lexer mode over ``allowed`` lexeme ids."""
         m = self._modes.get(allowed)

@@ -27,12 +27,28 @@ class GrammarConstraint(Constraint):
         # a CompiledGrammar is vocabulary-independent: one may serve several vocabularies
         self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits)
         self.trie = TokenTrie.for_vocab(vocab)
+        self._walk_trie: TokenTrie | None = None
         self.n_words = bitmask_words(vocab.logit_width)
 
     @classmethod
     def from_compiled(cls, compiled: CompiledGrammar, vocab: Vocabulary) -> GrammarConstraint:
         """Bind an already compiled grammar to ``vocab`` (masks are cached per vocabulary)."""
         return cls(compiled.grammar, vocab, compiled=compiled)
+
+    def walk_trie(self) -> TokenTrie:
+        """The trie masks walk: the vocabulary's, with sibling edges merged by the lexer
+        DFA's byte classes when that is cheap (every walk treats a class alike; for
+        arithmetic 274k -> 9k nodes on Llama-3, built in ~5 ms). Grammars that tell
+        letters apart (JSON's literals, SQL keywords) would only halve the trie for
+        ~20 ms of compile time, so they walk the byte trie."""
+        trie = self._walk_trie
+        if trie is None:
+            part = self.compiled.walk_partition()
+            trie = self.trie
+            if part is not None and TokenTrie.cheap_to_compress(part):
+                trie = self.trie.compress(part, with_index=True)
+            self._walk_trie = trie  # benign race: every thread builds the same trie
+        return trie
 
     def matcher(self, max_rollback: int | None = None) -> GrammarMatcher:
         return GrammarMatcher(self, self.compiled.initial, max_rollback)
@@ -43,7 +59,7 @@ class GrammarConstraint(Constraint):
         cache = state.parser.cache
         words = cache.get(key)
         if words is None:
-            words = allowed_token_words(self.compiled, self.trie, state, self.n_words)
+            words = allowed_token_words(self.compiled, self.walk_trie(), state, self.n_words)
             words.setflags(write=False)
             cache[key] = words
         return words  # type: ignore[return-value]
