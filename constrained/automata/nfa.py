@@ -322,7 +322,7 @@ def _drop_empty(node: Node, memo: dict[int, bool]) -> Node | None:
     return None
 
 
-def _estimate(node: Node, memo: dict[int, int], flat: dict[int, bool] | None = None) -> int:
+def _estimate(node: Node, memo: dict[int, int], flat: dict[int, bool]) -> int:
     """State count estimate: repeats multiply; a repeat-free sub-DAG (a character class
     from ``utf8.py``) counts its distinct nodes, as the builder shares them.
 
@@ -334,8 +334,6 @@ def _estimate(node: Node, memo: dict[int, int], flat: dict[int, bool] | None = N
     hit = memo.get(key)
     if hit is not None:
         return hit
-    if flat is None:
-        flat = {}
     if isinstance(node, ByteSet):
         res = 1
     elif isinstance(node, Repeat):

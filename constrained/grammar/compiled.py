@@ -36,8 +36,8 @@ class LexerMode:
     every context that keeps the same lexemes alive (inside a string is one state
     whichever context opened it). Grammars with very many lexemes, or whose lexemes
     together exceed the NFA size limit (schemas with many large patterns), fall back to
-    one DFA per mode over its own lexemes. ``dfa`` is None when nothing may follow (the parse is complete and no
-    ignore is allowed).
+    one DFA per mode over its own lexemes. ``dfa`` is None when nothing may follow (the
+    parse is complete and no ignore is allowed).
     """
 
     __slots__ = ("_accepting", "_to_id", "dfa", "ids", "start", "walks")
@@ -123,15 +123,15 @@ class CompiledGrammar:
         self.max_ignore = grammar.max_ignore
         self.parser = EarleyParser(len(self.lexeme_names), productions, nt_id[grammar.start],
                                    parser_limits)
-        # one lazy DFA over every lexeme; lexer modes are start states in it. When the
-        # union is over the NFA size limit, each mode builds a DFA over its own lexemes
+        # one lazy DFA over every lexeme; lexer modes are start states in it. Past
+        # MAX_SHARED_LEXEMES or the NFA size limit, each mode builds a DFA of its own
         self._dfa_limits = dfa_limits
         self.lexer: LazyDFA | None = None
         if 0 < len(self.nodes) <= MAX_SHARED_LEXEMES:
             try:
                 self.lexer = LazyDFA(self.nodes, dfa_limits)
             except ConstraintTooComplex:
-                self.lexer = None
+                pass  # too big as one automaton: modes build their own
         self._accepting: dict[int, frozenset[int]] = {}
         self._walks: dict[tuple[str, object], object] = {}
         self._modes: dict[frozenset[int], LexerMode] = {}

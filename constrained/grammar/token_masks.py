@@ -18,25 +18,24 @@ inside a JSON string is computed once per grammar). See docs/grammars.md for mea
 """
 from __future__ import annotations
 
-import array
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import ConstraintTooComplex
 from ..masks.trie import TokenTrie
+from ..masks.walk import tokens_at
 from .compiled import CompiledGrammar, LexerMode, LexState
 
 # A lexer walk: (bitmask words of the tokens that stay inside the lexeme, or None if
 # none do; [(lexeme ids accepted, nodes ending it there)])
 Walk = tuple[np.ndarray | None, list[tuple[frozenset[int], np.ndarray]]]
-_EMPTY = np.zeros(0, dtype=np.int32)
 #: cached lexer walks kept per grammar before the cache is reset
 MAX_WALKS = 50_000
 
 
-def allowed_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState, n_words: int,
-                  max_visits: int = 100_000) -> np.ndarray:
+def allowed_token_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState, n_words: int,
+                        max_visits: int = 100_000) -> np.ndarray:
     """int32[n_words]: bitmask of the tokens whose bytes, fed from ``state``, keep the
     output viable (EOS not included).
 
@@ -126,7 +125,7 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
             # a handful of nodes left: finish in plain Python, level by level, and go
             # back to the vectorised step as soon as a level grows wide again
             if lists is None:
-                lists = _trie_lists(trie)
+                lists = trie.flat_children
             frontier, states = _scalar_levels(lists, dfa, frontier.tolist(), states.tolist(),
                                               live_parts, ended_nodes, ended_from)
             if not frontier.size:
@@ -189,27 +188,6 @@ def lexer_walk(trie: TokenTrie, mode: LexerMode, key: tuple[object, ...], q: int
 _SCALAR_FRONTIER = 8
 #: a Python-stepped level wider than this goes back to numpy
 _SCALAR_LEVEL = 48
-_LISTS: dict[str, tuple[Sequence[int], Sequence[int], Sequence[int]]] = {}
-
-
-def _trie_lists(trie: TokenTrie) -> tuple[Sequence[int], Sequence[int], Sequence[int]]:
-    """(child_start, child_end, byte) of ``trie`` as flat Python sequences (cached, 4 tries).
-
-    ``array.array`` and ``bytes`` rather than lists: indexing is as fast, and the cyclic
-    garbage collector never traverses them (three 274k-element lists made every full
-    collection ~8 ms slower).
-    """
-    found = _LISTS.get(trie.fingerprint)
-    if found is None:
-        found = (array.array("i", trie.child_start.astype(np.int32).tobytes()),
-                 array.array("i", trie.child_end.astype(np.int32).tobytes()),
-                 trie.byte.astype(np.uint8).tobytes())
-        if len(_LISTS) >= 4:
-            _LISTS.clear()
-        _LISTS[trie.fingerprint] = found
-    return found
-
-
 def _scalar_levels(lists: tuple[Sequence[int], Sequence[int], Sequence[int]], dfa: object,
                    frontier: list[int], states: list[int], live_parts: list[np.ndarray],
                    ended_nodes: list[np.ndarray], ended_from: list[np.ndarray]
@@ -283,14 +261,9 @@ def _node_words(trie: TokenTrie, parts: list[np.ndarray]) -> np.ndarray | None:
     ptr, by_node = trie.node_token_ptr, trie.node_token_ids
     if ptr is not None and by_node is not None and n <= trie.n_nodes // 16:
         nodes = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        nodes = nodes[nodes > 0]  # the root is the empty prefix, never a token
-        starts = ptr[nodes]
-        counts = ptr[nodes + 1] - starts
-        total = int(counts.sum())
-        if total == 0:
+        ids, _ = tokens_at(trie, nodes[nodes > 0])  # the root is never a token
+        if ids.size == 0:
             return None
-        ends = np.cumsum(counts)
-        ids = by_node[np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)]
         bits = np.zeros(_trie_words(trie) * 32, dtype=bool)
         bits[ids] = True
     else:
@@ -304,9 +277,3 @@ def _node_words(trie: TokenTrie, parts: list[np.ndarray]) -> np.ndarray | None:
     words = np.packbits(bits, bitorder="little").view("<i4").astype(np.int32)
     words.setflags(write=False)
     return words
-
-
-def allowed_token_words(cg: CompiledGrammar, trie: TokenTrie, state: LexState,
-                        n_words: int) -> np.ndarray:
-    """Bitmask words (int32[n_words]) of the tokens allowed from ``state`` (EOS excluded)."""
-    return allowed_words(cg, trie, state, n_words)

@@ -7,6 +7,8 @@ bytes). One trie per vocabulary content, cached by ``Vocabulary.fingerprint``.
 """
 from __future__ import annotations
 
+import array
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -60,6 +62,18 @@ class TokenTrie:
     @property
     def max_depth(self) -> int:
         return int(self.level_offsets.shape[0]) - 2
+
+    @functools.cached_property
+    def flat_children(self) -> tuple[array.array[int], array.array[int], bytes]:
+        """(child_start, child_end, byte) as flat Python sequences for node-by-node steps.
+
+        ``array``/``bytes`` rather than lists: indexing is as fast, and the cyclic garbage
+        collector never traverses them (three 274k-element lists made every full
+        collection ~8 ms slower). Built on first use, kept with the trie.
+        """
+        return (array.array("i", self.child_start.astype(np.int32).tobytes()),
+                array.array("i", self.child_end.astype(np.int32).tobytes()),
+                self.byte.astype(np.uint8).tobytes())
 
     @staticmethod
     def build(vocab: Vocabulary) -> "TokenTrie":
@@ -174,7 +188,7 @@ class TokenTrie:
         fraction of the cost (tens of thousands of nodes instead of ~274k).
         """
         base = _BASE_TRIES.get(self.fingerprint)
-        if base is not None and np.array_equal(cls[_BASE_REP[_BASE_CLASSES]], cls):
+        if base is not None and TokenTrie.cheap_to_compress(cls):
             return base._compress(cls, tag, self.fingerprint, with_index)
         return self._compress(cls, tag, with_index=with_index)
 

@@ -8,8 +8,6 @@ DFAs and lexer DFAs of grammars alike.
 """
 from __future__ import annotations
 
-import array
-import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -17,7 +15,7 @@ import numpy as np
 
 from .trie import TokenTrie
 
-__all__ = ["StepMany", "walk", "walk_sparse", "token_end_states", "live_tokens"]
+__all__ = ["StepMany", "walk", "walk_sparse", "token_end_states", "live_tokens", "tokens_at"]
 
 
 class StepMany(Protocol):
@@ -131,24 +129,13 @@ def _finish_scalar(trie: TokenTrie, step: Any, frontier: list[int],
     return out_nodes, out_states
 
 
-# tries up to this many nodes (class-compressed ones) get Python copies for scalar finishes
+# tries up to this many nodes (class-compressed ones) use Python copies for scalar finishes
 _LIST_NODES = 1 << 16
-_LISTS: weakref.WeakKeyDictionary[TokenTrie, tuple[Sequence[int], Sequence[int], Sequence[int]]] = \
-    weakref.WeakKeyDictionary()
 
 
 def _trie_lists(trie: TokenTrie) -> tuple[Sequence[int], Sequence[int], Sequence[int]] | None:
-    """Flat Python copies of a small trie's child ranges and bytes (``array``/``bytes``:
-    as fast to index as lists, and never traversed by the cyclic garbage collector)."""
-    if trie.n_nodes > _LIST_NODES:
-        return None
-    hit = _LISTS.get(trie)
-    if hit is None:
-        hit = (array.array("i", trie.child_start.astype(np.int32).tobytes()),
-               array.array("i", trie.child_end.astype(np.int32).tobytes()),
-               trie.byte.astype(np.uint8).tobytes())
-        _LISTS[trie] = hit  # benign race: every thread builds the same lists
-    return hit
+    """A small trie's :attr:`TokenTrie.flat_children` (None for large tries)."""
+    return trie.flat_children if trie.n_nodes <= _LIST_NODES else None
 
 
 def walk(trie: TokenTrie, dfa: StepMany, state: int) -> np.ndarray:
@@ -170,20 +157,28 @@ def token_end_states(trie: TokenTrie, node_states: np.ndarray) -> tuple[np.ndarr
     return trie.token_ids[ok], ends[ok]
 
 
+def tokens_at(trie: TokenTrie, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids of the tokens ending at ``nodes``, how many end at each node), from the trie's
+    node->tokens index (which the caller checked exists); O(nodes + tokens)."""
+    ptr, by_node = trie.node_token_ptr, trie.node_token_ids
+    assert ptr is not None and by_node is not None
+    starts = ptr[nodes]
+    counts = ptr[nodes + 1] - starts
+    total = int(counts.sum())
+    ends = np.cumsum(counts)
+    idx = np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)
+    return by_node[idx], counts
+
+
 def live_tokens(trie: TokenTrie, nodes: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """From a sparse walk: (ids of tokens ending at live nodes, their end states).
 
     With the trie's node->tokens index this costs O(live nodes + allowed tokens) (node
     order); without it, one gather over all tokens (ascending ids).
     """
-    ptr, by_node = trie.node_token_ptr, trie.node_token_ids
-    if ptr is None or by_node is None:
+    if trie.node_token_ptr is None or trie.node_token_ids is None:
         dense = np.zeros(trie.n_nodes, dtype=np.int32)
         dense[nodes] = states
         return token_end_states(trie, dense)
-    starts = ptr[nodes]
-    counts = ptr[nodes + 1] - starts
-    total = int(counts.sum())
-    ends = np.cumsum(counts)
-    idx = np.arange(total, dtype=np.int32) + np.repeat(starts - (ends - counts), counts)
-    return by_node[idx], np.repeat(states, counts)
+    ids, counts = tokens_at(trie, nodes)
+    return ids, np.repeat(states, counts)
