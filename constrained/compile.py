@@ -18,86 +18,66 @@ import numpy as np
 from .automata.ast import Node, alt, literal
 from .errors import CompileError
 from .masks.bitmask import bitmask_words
+from .masks.kernels import (
+    MAX_COMPRESS_CLASSES,
+    PreorderTrie,
+    compress_preorder,
+    end_state,
+    walk_tokens,
+)
 from .masks.trie import TokenTrie
-from .masks.walk import _walk_from, live_tokens, walk_sparse
 from .matcher import Constraint, Matcher
 from .vocab import Vocabulary
 
-__all__ = ["RegexConstraint", "RegexMatcher", "StateMasks", "compile_regex", "compile_regex_node",
-           "compile_choice"]
+__all__ = [
+    "RegexConstraint",
+    "RegexMatcher",
+    "StateMasks",
+    "compile_choice",
+    "compile_regex",
+    "compile_regex_node",
+]
 
 # per-constraint budget for cached per-state walk results (bytes)
 _STATE_CACHE_BYTES = 256 * 1024 * 1024
 
 
-# transitions a walk may take on the uncompressed trie before the class-compressed one is built
-_BYTE_TRIE_BUDGET = 5_000
-# allowed-token count up to which the token -> end-state lookup is a dict, not a dense array
-_DICT_LOOKUP_MAX = 4096
-# allowed-token count up to which that dict is built with the walk result (cheap); above,
-# only after a few advances from the state (measured: a 1k-entry dict costs ~60 us, more
-# than the DFA steps of the few tokens advanced from a state in a cold pass)
-_EAGER_DICT_MAX = 64
-# walks with at least this many live nodes look their token set up by node set; at most
-# this many distinct node sets are kept per constraint (FIFO)
-_SHARE_MIN_NODES = 2
-_SHARE_MAX_SETS = 64
-# advances from one (large) state after which its token -> end-state table is built
-_DENSE_AFTER = 4
+# byte-trie nodes visited by a constraint's walks after which the class-compressed trie is
+# built: its cost (~3 ms on Llama-3's trie) in visits of wide walks (7-10 ns each, measured)
+_COMPRESS_AFTER_VISITS = 400_000
+# regexes whose NFA has at most this many states are determinised at compile time when
+# their DFA has at most _EAGER_DFA_STATES states (~10 us per state): masks then never stop
+# to expand rows (measured: a phone-number regex's cold masks 16 -> 6 us mean, compile
+# +0.2 ms); bigger automata (JSON schemas) stay lazy
+_EAGER_NFA_STATES = 2_000
+_EAGER_DFA_STATES = 64
 
 
 class StateMasks:
-    """Cached walk result of one DFA state: allowed non-EOS tokens and where each leads.
+    """Cached walk result of one DFA state: the allowed non-EOS tokens and where each leads.
 
-    ``words``: read-only int32 bitmask row; ``token_ids`` / ``end_states``: the allowed
-    tokens (walk order) and the DFA state after each. ``end_state(tid)``: the DFA steps
-    the token's bytes until this state has been advanced from a few times, then a lookup
-    table is built (a dict for few tokens, a dense array for many), so cold walks stay cheap.
+    ``words``: read-only int32 bitmask row; ``nodes`` / ``states``: the live trie nodes of
+    the walk (ascending) and the DFA state at each, so a token's end state is one binary
+    search for the node it ends at (a few bytes per live node instead of per token).
     """
 
-    __slots__ = ("state", "words", "token_ids", "end_states", "_lookup", "_misses", "_dfa",
-                 "_tokens", "nbytes")
+    __slots__ = ("nbytes", "nodes", "state", "states", "trie", "words")
 
-    def __init__(self, state: int, words: np.ndarray, token_ids: np.ndarray,
-                 end_states: np.ndarray, dfa: Any, tokens: tuple[bytes, ...]) -> None:
+    def __init__(self, state: int, words: np.ndarray, nodes: np.ndarray, states: np.ndarray,
+                 trie: PreorderTrie) -> None:
         self.state = state
         self.words = words
-        self.token_ids = token_ids
-        self.end_states = end_states
-        self._lookup: dict[int, int] | np.ndarray | None = None
-        self._misses = 0
-        self._dfa = dfa
-        self._tokens = tokens
-        if token_ids.shape[0] <= _EAGER_DICT_MAX:
-            self._lookup = dict(zip(token_ids.tolist(), end_states.tolist()))
-            extra = 100 * token_ids.shape[0]
-        elif token_ids.shape[0] <= _DICT_LOOKUP_MAX:
-            extra = 100 * token_ids.shape[0]  # room for the dict built on repeated advances
-        else:
-            extra = 4 * len(tokens)  # room for the dense table
-        self.nbytes = int(words.nbytes + token_ids.nbytes + end_states.nbytes + extra)
+        self.nodes = nodes
+        self.states = states
+        self.trie = trie
+        self.nbytes = int(words.nbytes + nodes.nbytes + states.nbytes) + 200
 
     def end_state(self, token_id: int) -> int:
         """DFA state after token ``token_id`` (0 if it is not allowed here)."""
-        lookup = self._lookup
-        if isinstance(lookup, dict):
-            return lookup.get(token_id, 0)
-        if lookup is not None:
-            return int(lookup[token_id]) if token_id < lookup.shape[0] else 0
-        if token_id >= len(self._tokens) or not (int(self.words[token_id >> 5]) >> (token_id & 31)) & 1:
+        if not 0 <= token_id < self.words.shape[0] * 32 \
+                or not (int(self.words[token_id >> 5]) >> (token_id & 31)) & 1:
             return 0
-        self._misses += 1
-        if self._misses >= _DENSE_AFTER and self.token_ids.shape[0] <= _DICT_LOOKUP_MAX:
-            table = dict(zip(self.token_ids.tolist(), self.end_states.tolist()))
-            self._lookup = table  # benign race: every thread builds the same table
-            return table.get(token_id, 0)
-        if self._misses >= _DENSE_AFTER:
-            dense = np.zeros(len(self._tokens), dtype=np.int32)
-            dense[self.token_ids] = self.end_states
-            dense.setflags(write=False)
-            self._lookup = dense  # benign race: every thread builds the same table
-            return int(dense[token_id])
-        return int(self._dfa.walk(self.state, self._tokens[token_id]))
+        return end_state(self.trie, self.nodes, self.states, token_id)
 
 
 class RegexConstraint(Constraint):
@@ -114,17 +94,15 @@ class RegexConstraint(Constraint):
         if self.dfa.start <= 0:
             where = f" {source!r}" if source is not None else ""
             raise CompileError(f"the constraint{where} matches no string at all")
+        if self.dfa.nfa.n_states <= _EAGER_NFA_STATES:
+            self.dfa.explore_small(_EAGER_DFA_STATES)
         self.trie = TokenTrie.for_vocab(vocab)
-        self._walk_trie: TokenTrie | None = None  # trie compressed by the DFA's byte classes
-        t = self.trie
-        self._root_kids = np.arange(int(t.child_start[0]), int(t.child_end[0]), dtype=np.int32)
-        self._root_bytes = t.byte[self._root_kids]
-        self._root_sizes = t.subtree_size[self._root_kids]
+        # the trie compressed by the DFA's byte classes, once byte-trie walks cost more
+        self._walk_pre: PreorderTrie | None = None
+        self._compressible = self.dfa.n_classes <= MAX_COMPRESS_CLASSES
+        self._byte_visits = 0
         self._n_words = bitmask_words(vocab.logit_width)
         self._states: dict[int, StateMasks] = {}
-        # live-node set of a walk -> (token ids, tokens per node, bitmask row), shared
-        # by DFA states whose walks reach the same nodes
-        self._node_sets: dict[tuple[bool, bytes], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._cached_bytes = 0
         self._lock = threading.Lock()
         self._frozen = True
@@ -137,7 +115,7 @@ class RegexConstraint(Constraint):
     def __repr__(self) -> str:
         return f"RegexConstraint({self.source!r}, {self.vocab!r})"
 
-    def matcher(self, max_rollback: int | None = None) -> "RegexMatcher":
+    def matcher(self, max_rollback: int | None = None) -> RegexMatcher:
         return RegexMatcher(self, self.dfa.start, max_rollback)
 
     def accepts(self, data: bytes | str) -> bool:
@@ -147,68 +125,27 @@ class RegexConstraint(Constraint):
         return state > 0 and bool(self.dfa.is_accepting(state))
 
     def state_masks(self, state: int) -> StateMasks:
-        """The cached walk result of DFA ``state`` (computed on first use)."""
+        """The cached walk result of DFA ``state`` (computed on first use).
+
+        One compiled depth-first walk (``masks.kernels``) over the byte trie; once the
+        byte-trie walks of this constraint have visited more nodes than building the trie
+        compressed by the DFA's byte classes costs (ski rental), later walks use that
+        smaller trie instead (letters-as-one-class patterns: 274k -> a few thousand nodes).
+        """
         entry = self._states.get(state)
         if entry is not None:
             return entry
-        trie = self._walk_trie
-        result = None
-        if trie is None:
-            # small walks run on the shared byte trie; the first big one pays for a trie
-            # compressed by this DFA's byte classes, which all later walks then use.
-            # The first level comes from the state's transition row (no numpy walk
-            # round); bound on the walk: the subtrees under the live first bytes.
-            t = self.trie
-            first = self.dfa.byte_transitions(state)[self._root_bytes]
-            live = first > 0
-            bound = int(self._root_sizes[live].sum())
-            root = np.zeros(1, dtype=np.int32)
-            start = np.full(1, state, dtype=np.int32)
-            if bound <= _BYTE_TRIE_BUDGET:
-                result = _walk_from(t, self.dfa, self._root_kids[live], first[live].astype(np.int32))
-            else:
-                result = _walk_from(t, self.dfa, self._root_kids[live], first[live].astype(np.int32),
-                                    max_steps=_BYTE_TRIE_BUDGET)
-            if result is not None:
-                trie = self.trie
-                result = (np.concatenate((root, result[0])), np.concatenate((start, result[1])))
-            else:
-                trie = self.trie.compress(self.dfa.class_of)
-                object.__setattr__(self, "_walk_trie", trie)
-        if result is None:
-            # compressed tries are small and deep: scalar steps pay off earlier (measured:
-            # 8192 with the walk's cached Python lists, i.e. tries of <= 65536 nodes)
-            result = walk_sparse(trie, self.dfa, state,
-                                 scalar_finish=96 if trie is self.trie
-                                 else 8192 if trie.n_nodes <= 1 << 16 else 512)
-            assert result is not None
-        nodes, node_states = result
-        shared = None
-        key: tuple[bool, bytes] | None = None
-        if trie.node_token_ptr is not None and nodes.shape[0] >= _SHARE_MIN_NODES:
-            # DFA states with the same live trie nodes allow the same tokens (e.g. the
-            # positions of a counted repeat): reuse the token ids and the bitmask row,
-            # only the end states differ (same walk order, so one repeat gives them)
-            key = (trie is self.trie, nodes.tobytes())
-            shared = self._node_sets.get(key)
-        if shared is not None:
-            ids, counts, words = shared
-            ends = np.repeat(node_states, counts)
-        else:
-            ids, ends = live_tokens(trie, nodes, node_states)
-            words = self._words_of(ids)
-            ptr = trie.node_token_ptr
-            if key is not None and ptr is not None:
-                counts = ptr[nodes + 1] - ptr[nodes]
-                for a in (words, ids):
-                    a.setflags(write=False)
-                with self._lock:
-                    while len(self._node_sets) >= _SHARE_MAX_SETS:
-                        self._node_sets.pop(next(iter(self._node_sets)))
-                    self._node_sets[key] = (ids, counts, words)
-        for a in (words, ids, ends):
+        pre = self._walk_pre if self._walk_pre is not None else self.trie.preorder
+        words, nodes, states, visited = walk_tokens(pre, self.dfa, state, self._n_words)
+        if self._walk_pre is None and self._compressible:
+            with self._lock:
+                object.__setattr__(self, "_byte_visits", self._byte_visits + visited)
+                if self._byte_visits > _COMPRESS_AFTER_VISITS and self._walk_pre is None:
+                    object.__setattr__(self, "_walk_pre",
+                                       compress_preorder(self.trie.preorder, self.dfa.class_of))
+        for a in (words, nodes, states):
             a.setflags(write=False)
-        entry = StateMasks(state, words, ids, ends, self.dfa, self.vocab.tokens)
+        entry = StateMasks(state, words, nodes, states, pre)
         with self._lock:
             existing = self._states.get(state)
             if existing is not None:
@@ -220,21 +157,6 @@ class RegexConstraint(Constraint):
             self._states[state] = entry
             object.__setattr__(self, "_cached_bytes", self._cached_bytes + entry.nbytes)
         return entry
-
-    def _words_of(self, ids: np.ndarray) -> np.ndarray:
-        """The bitmask row (int32[n_words]) with the bits of ``ids`` set."""
-        if ids.shape[0] <= 8:  # a handful of tokens: Python ors beat numpy calls
-            acc = np.zeros(self._n_words, dtype=np.uint32)
-            for i in ids.tolist():
-                acc[i >> 5] |= 1 << (i & 31)
-            return acc.view(np.int32)
-        if ids.shape[0] <= 512:  # few tokens: set their bits directly (measured crossover)
-            acc = np.zeros(self._n_words, dtype=np.uint32)
-            np.bitwise_or.at(acc, ids >> 5, np.left_shift(np.uint32(1), (ids & 31).astype(np.uint32)))
-            return acc.view(np.int32)
-        allowed = np.zeros(self._n_words * 32, dtype=bool)
-        allowed[ids] = True
-        return np.packbits(allowed, bitorder="little").view("<i4").astype(np.int32, copy=False)
 
     def _run(self, state: int, data: bytes) -> int:
         step = self.dfa.step

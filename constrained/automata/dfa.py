@@ -24,6 +24,7 @@ from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, build_nfa
 
 DEAD = 0
 _SMALL = 16  # up to this many NFA byte states, a row is grouped in plain Python
+_SMALL_INTERN = 64  # up to this many NFA states, a new state's records are built in Python
 
 
 class LazyDFA:
@@ -47,7 +48,12 @@ class LazyDFA:
         self._table[DEAD] = DEAD
         self._accepting = np.zeros(cap, dtype=bool)
         self._sets: list[frozenset[int]] = [frozenset()]
-        self._byte_states: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
+        # byte states of each DFA state (a list for small sets, else an array)
+        self._byte_states: list[list[int] | np.ndarray] = [[]]
+        self._kind_l: list[int] | None = None
+        self._lex_l: list[int] | None = None
+        self._label_l: list[int] = []
+        self._succ_l: list[int] = []
         self._index: dict[frozenset[int], int] = {frozenset(): DEAD}
         self._acc_lex: list[tuple[int, ...]] = [()]
         self._live_lex: list[tuple[int, ...]] = [()]
@@ -78,19 +84,39 @@ class LazyDFA:
         if sid >= len(self._accepting):
             self._grow(2 * len(self._accepting))
         nfa = self.nfa
-        members = np.fromiter(states, dtype=np.int32, count=len(states))
-        members.sort()
-        kinds = nfa.kind[members]
-        accepts = members[kinds == KIND_ACCEPT]
-        acc = tuple(sorted(set(nfa.lexeme[accepts].tolist())))
+        if len(states) <= _SMALL_INTERN:
+            # plain Python over cached lists: a numpy round per state cost ~10 us
+            kind_l, lex_l = self._nfa_lists()
+            members_l = sorted(states)
+            acc = tuple(sorted({lex_l[m] for m in members_l if kind_l[m] == KIND_ACCEPT}))
+            byte_m: list[int] | np.ndarray = [m for m in members_l if kind_l[m] == KIND_BYTE]
+            live = tuple(sorted({lex_l[m] for m in members_l}))
+        else:
+            members = np.fromiter(states, dtype=np.int32, count=len(states))
+            members.sort()
+            kinds = nfa.kind[members]
+            accepts = members[kinds == KIND_ACCEPT]
+            acc = tuple(sorted(set(nfa.lexeme[accepts].tolist())))
+            byte_m = members[kinds == KIND_BYTE]
+            live = tuple(sorted(set(nfa.lexeme[members].tolist())))
         # fill every per-state record before publishing the id (readers never lock)
         self._accepting[sid] = bool(acc)
-        self._byte_states.append(members[kinds == KIND_BYTE])
+        self._byte_states.append(byte_m)
         self._acc_lex.append(acc)
-        self._live_lex.append(tuple(sorted(set(nfa.lexeme[members].tolist()))))
+        self._live_lex.append(live)
         self._sets.append(states)
         self._index[states] = sid
         return sid
+
+    def _nfa_lists(self) -> tuple[list[int], list[int]]:
+        """The NFA's kind and lexeme arrays as Python lists (built on first use)."""
+        if self._kind_l is None:
+            self._kind_l = self.nfa.kind.tolist()
+            self._lex_l = self.nfa.lexeme.tolist()
+            self._label_l = self.nfa.label.tolist()
+            self._succ_l = self.nfa.succ.tolist()
+        assert self._lex_l is not None
+        return self._kind_l, self._lex_l
 
     def _grow(self, cap: int) -> None:
         table = np.full((cap, self.n_classes), -1, dtype=np.int32)
@@ -127,25 +153,36 @@ class LazyDFA:
             row = np.zeros(self.n_classes, dtype=np.int32)
             k = len(byte_states)
             if 0 < k <= _SMALL:
-                # few NFA states: group classes by member bitmask in plain Python
-                members_l = byte_states.tolist()
-                labels = nfa.label[byte_states].tolist()
-                sig: dict[int, int] = {}
-                for i, lab in enumerate(labels):
-                    bit = 1 << i
-                    for c in self._label_class_list(lab):
-                        sig[c] = sig.get(c, 0) | bit
-                groups: dict[int, list[int]] = {}
-                for c, m in sig.items():
-                    groups.setdefault(m, []).append(c)
-                for m, cols in groups.items():
-                    picked = [members_l[i] for i in range(k) if m >> i & 1]
-                    if len(picked) == 1:
-                        target_set = self._succ(picked[0])
-                    else:
-                        target_set = nfa.closure_many(nfa.succ[picked].tolist())
-                    row[cols] = self._intern(target_set)
+                # few NFA states: group classes by member bitmask in plain Python, fill a
+                # Python row (numpy fancy assignment per group cost more than the grouping)
+                members_l = list(byte_states)
+                self._nfa_lists()
+                label_l = self._label_l
+                row_l = [0] * self.n_classes
+                if k == 1:
+                    sid = self._intern(self._succ(members_l[0]))
+                    for c in self._label_class_list(label_l[members_l[0]]):
+                        row_l[c] = sid
+                else:
+                    sig: dict[int, int] = {}
+                    for i, m in enumerate(members_l):
+                        bit = 1 << i
+                        for c in self._label_class_list(label_l[m]):
+                            sig[c] = sig.get(c, 0) | bit
+                    sids: dict[int, int] = {}
+                    for c, bits in sig.items():
+                        sid_hit = sids.get(bits)
+                        if sid_hit is None:
+                            picked = [members_l[i] for i in range(k) if bits >> i & 1]
+                            if len(picked) == 1:
+                                target_set = self._succ(picked[0])
+                            else:
+                                target_set = nfa.closure_many([self._succ_l[p] for p in picked])
+                            sid_hit = sids[bits] = self._intern(target_set)
+                        row_l[c] = sid_hit
+                row[:] = row_l
             elif k:
+                byte_states = np.asarray(byte_states, dtype=np.int32)
                 sub = nfa.label_classes[nfa.label[byte_states]]  # k x n_classes
                 for rep, cols_arr in _group_columns(sub):
                     picked_mask = sub[:, rep]
@@ -175,6 +212,20 @@ class LazyDFA:
             if i & 0x3F == 0:
                 deadline.check()
         return self.n_states
+
+    def explore_small(self, max_states: int) -> bool:
+        """Build every reachable state if there are at most ``max_states``; True if done.
+
+        Stops early (leaving the rest lazy) once more states than that exist. Used at
+        compile time for small regexes, so masks never pause for determinisation.
+        """
+        i = 1
+        while i < self.n_states:
+            if self.n_states > max_states:
+                return False
+            self._expand(i)
+            i += 1
+        return self.n_states <= max_states
 
     def start_for(self, lexemes: frozenset[int]) -> int:
         """The state that starts a match of any of ``lexemes`` only (0 if none can match).
@@ -207,6 +258,16 @@ class LazyDFA:
     def accepting(self) -> np.ndarray:
         """bool[n_states]: accepting flag of every state created so far (a view)."""
         return self._accepting[: self.n_states]
+
+    def kernel_view(self) -> tuple[np.ndarray, np.ndarray]:
+        """(transition table ``int32[capacity, n_classes]``, byte -> class ``int32[256]``) for
+        compiled walks; -1 marks a row not computed yet (:meth:`expand` it and re-read: the
+        table may be reallocated by growth). Callers must not write to either array."""
+        return self._table, self._class_of32
+
+    def expand(self, state: int) -> None:
+        """Compute the transition row of ``state`` if it is not known yet."""
+        self._expand(state)
 
     def step(self, state: int, byte: int) -> int:
         """Successor of ``state`` on ``byte`` (0 = dead)."""

@@ -98,6 +98,15 @@ def _combine_flags(flags: int, add: int, delete: int) -> int:
     return (flags | add) & ~delete
 
 
+_PLAIN = frozenset((C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN))
+
+
+def _items(sub: Any) -> list[Item]:
+    """The items of an ``re`` SubPattern as a list (its ``data`` list when it has one)."""
+    data = getattr(sub, "data", None)
+    return data if isinstance(data, list) else list(sub)
+
+
 def construct_positions(pattern: str, verbose: bool) -> dict[str, list[int]]:
     """Character offsets of constructs we may refuse, by kind, in textual order.
 
@@ -201,8 +210,11 @@ class _Lowering:
         return err
 
     # --- pass 1: validity, anchors, positions (left to right) -------------------------
+    # (items of a branch are read through _items: SubPattern indexing is slow per item)
     def check(self, items: list[Item], flags: int, at_start: bool, at_end: bool) -> None:
         """Raise for unsupported constructs; anchors are allowed only at the very ends."""
+        if all(op in _PLAIN for op, _ in items):  # literals and classes: nothing to check
+            return
         zero = [op is C.AT for op, _ in items]
         # start_ok[i]: only zero-width items before i; end_ok[i]: only after i
         start_ok = [True] * len(items)
@@ -227,16 +239,16 @@ class _Lowering:
                     raise self.unsupported(f"anchor {name}", self.position(occ))
             elif op is C.BRANCH:
                 for alt in av[1]:
-                    self.check(list(alt), flags, start_i, end_i)
+                    self.check(_items(alt), flags, start_i, end_i)
             elif op is C.SUBPATTERN:
                 _group, add, delete, sub = av
-                self.check(list(sub), _combine_flags(flags, add, delete), start_i, end_i)
+                self.check(_items(sub), _combine_flags(flags, add, delete), start_i, end_i)
             elif op in _REPEATS:
                 _lo, hi, sub = av
                 if op is C.POSSESSIVE_REPEAT:
                     self.item_pos[id(av)] = self._occurrence("possessive quantifier")
                 once = hi <= 1
-                self.check(list(sub), flags, start_i and once, end_i and once)
+                self.check(_items(sub), flags, start_i and once, end_i and once)
             elif op is C.ATOMIC_GROUP:
                 self.item_pos[id(av)] = self._occurrence("atomic group")
                 self.check(list(av), flags, start_i, end_i)
@@ -316,19 +328,19 @@ class _Lowering:
         if op is C.AT:
             return EMPTY
         if op is C.BRANCH:
-            alts = [self.seq(list(alt), flags, follow) for alt in av[1]]
+            alts = [self.seq(_items(alt), flags, follow) for alt in av[1]]
             return alts[0] if len(alts) == 1 else Alt(tuple(alts))
         if op is C.SUBPATTERN:
             _group, add, delete, sub = av
-            return self.seq(list(sub), _combine_flags(flags, add, delete), follow)
+            return self.seq(_items(sub), _combine_flags(flags, add, delete), follow)
         if op in _REPEATS:
             lo, hi, sub = av
             hi_ = None if hi == C.MAXREPEAT else int(hi)
             body_follow = follow
             if (hi_ is None or hi_ > 1) and _has_atomic(sub):
-                probe = self.seq(list(sub), flags, _ALL_BYTES)
+                probe = self.seq(_items(sub), flags, _ALL_BYTES)
                 body_follow |= self.first(probe)[0]
-            body = self.seq(list(sub), flags, body_follow)
+            body = self.seq(_items(sub), flags, body_follow)
             if op is C.POSSESSIVE_REPEAT:
                 self.require_possessive_safe(body, follow, self.position(self.item_pos.get(id(av))))
             if hi_ is not None and hi_ == 1 and lo == 1:

@@ -14,10 +14,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from .kernels import PreorderTrie
 
 __all__ = ["TokenTrie"]
 
@@ -74,6 +78,13 @@ class TokenTrie:
         return (array.array("i", self.child_start.astype(np.int32).tobytes()),
                 array.array("i", self.child_end.astype(np.int32).tobytes()),
                 self.byte.astype(np.uint8).tobytes())
+
+    @functools.cached_property
+    def preorder(self) -> "PreorderTrie":
+        """This trie laid out for the compiled depth-first walks (built on first use)."""
+        from .kernels import preorder_trie
+
+        return preorder_trie(self)
 
     @staticmethod
     def build(vocab: Vocabulary) -> "TokenTrie":

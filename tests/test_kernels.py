@@ -1,0 +1,136 @@
+"""The compiled trie walks (constrained/masks/kernels.py) against independent references.
+
+References: the token's own bytes stepped through the DFA one at a time in Python
+(``LazyDFA.walk``), and the numpy level-by-level walk of ``masks.walk``. Checked on
+random vocabularies and automata (hypothesis) and on a real 128k vocabulary.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from constrained.automata import parse_regex
+from constrained.automata.dfa import LazyDFA
+from constrained.masks import TokenTrie, bitmask_words
+from constrained.masks.kernels import (
+    MAX_COMPRESS_CLASSES,
+    compress_preorder,
+    end_state,
+    preorder_trie,
+    walk_tokens,
+)
+from constrained.masks.walk import live_tokens, walk_sparse
+from constrained.vocab import Vocabulary
+
+
+def _allowed(words: np.ndarray, n: int) -> set[int]:
+    bits = np.unpackbits(words.view(np.uint8), bitorder="little")[:n]
+    return set(np.flatnonzero(bits).tolist())
+
+
+def _check_state(vocab: Vocabulary, trie: TokenTrie, dfa: LazyDFA, state: int) -> None:
+    """Both layouts (byte and class-compressed) agree with stepping each token's bytes."""
+    n_words = bitmask_words(vocab.logit_width)
+    layouts = [trie.preorder]
+    if dfa.n_classes <= MAX_COMPRESS_CLASSES:
+        layouts.append(compress_preorder(trie.preorder, dfa.class_of))
+    expected = {}
+    for tid in vocab.text_token_ids.tolist():
+        end = dfa.walk(state, vocab.tokens[tid])
+        if end > 0:
+            expected[tid] = end
+    for pre in layouts:
+        words, nodes, states, _ = walk_tokens(pre, dfa, state, n_words)
+        assert _allowed(words, vocab.logit_width) == set(expected)
+        assert np.all(np.diff(nodes) > 0)  # ascending: end_state binary-searches them
+        for tid, end in expected.items():
+            assert end_state(pre, nodes, states, tid) == end
+        for tid in range(vocab.logit_width):  # padding, special and dead tokens: 0
+            if tid not in expected:
+                assert end_state(pre, nodes, states, tid) == 0
+
+
+_ALPHABET = b"ab(.-1 "
+_PATTERNS = [r"a+", r"(ab|a)*b?", r"[ab]{2,4}-", r"\(1+\) ?[ab.]*", r"(a|b|1)(ab)*\.?",
+             r"-?1(\.1+)?", r"[^a]*a", r".{0,3}"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(tokens=st.lists(st.binary(min_size=1, max_size=6).map(
+    lambda b: bytes(_ALPHABET[x % len(_ALPHABET)] for x in b)), min_size=1, max_size=60),
+    pattern=st.sampled_from(_PATTERNS))
+def test_walk_matches_bytewise_stepping(tokens: list[bytes], pattern: str) -> None:
+    vocab = Vocabulary.from_tokens(tokens + [b"<eos>"], eos_token_ids=[len(tokens)],
+                                   special_token_ids=[len(tokens)], logit_width=len(tokens) + 7)
+    trie = TokenTrie.build(vocab)
+    dfa = LazyDFA([parse_regex(pattern)])  # fresh: rows are expanded during the walks
+    for state in range(1, 12):
+        if state >= dfa.n_states:
+            break
+        _check_state(vocab, trie, dfa, state)
+
+
+def test_preorder_layout_spells_every_token(load_vocab) -> None:
+    """Rebuilding each node's bytes from (byte, depth) in preorder gives the token texts."""
+    vocab = load_vocab("llama-bpe")
+    pre = preorder_trie(TokenTrie.for_vocab(vocab))
+    path: list[int] = []
+    spelled: dict[int, bytes] = {}
+    byte, depth, ptr, ids = pre.byte.tolist(), pre.depth.tolist(), pre.tok_ptr, pre.tok_ids
+    for i in range(1, pre.n_nodes):
+        del path[depth[i] - 1:]
+        path.append(byte[i])
+        for tid in ids[ptr[i]:ptr[i + 1]].tolist():
+            spelled[tid] = bytes(path)
+    assert spelled == {t: vocab.tokens[t] for t in vocab.text_token_ids.tolist()}
+    for t in vocab.text_token_ids.tolist()[::997]:
+        node = int(pre.node_of_token[t])
+        assert t in ids[ptr[node]:ptr[node + 1]].tolist()
+    skip = pre.skip
+    assert np.all(skip > np.arange(pre.n_nodes)) and int(skip[0]) == pre.n_nodes
+
+
+@pytest.mark.parametrize("pattern", [r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}", r"[A-Za-z][a-z ]{10,200}\.",
+                                     r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}", r"\s*\{\s*\"k"])
+def test_real_vocab_agrees_with_numpy_walk(load_vocab, pattern: str) -> None:
+    """On Llama-3's 128k vocabulary: same tokens and end states as the numpy reference walk."""
+    vocab = load_vocab("llama-bpe")
+    trie = TokenTrie.for_vocab(vocab)
+    dfa = LazyDFA([parse_regex(pattern)])
+    n_words = bitmask_words(vocab.logit_width)
+    compressed = compress_preorder(trie.preorder, dfa.class_of)
+    assert compressed.n_nodes < trie.n_nodes
+    for state in range(1, min(dfa.n_states, 40)):
+        result = walk_sparse(trie, dfa, state)
+        assert result is not None
+        ids, ends = live_tokens(trie, *result)
+        reference = dict(zip(ids.tolist(), ends.tolist()))
+        for pre in (trie.preorder, compressed):
+            words, nodes, states, _ = walk_tokens(pre, dfa, state, n_words)
+            assert _allowed(words, vocab.logit_width) == set(reference)
+            sample = list(reference)[:: max(1, len(reference) // 50)]
+            assert all(end_state(pre, nodes, states, t) == reference[t] for t in sample)
+    # the start state allows some token, and only tokens that keep the DFA alive
+    words, _, _, _ = walk_tokens(trie.preorder, dfa, dfa.start, n_words)
+    allowed = _allowed(words, vocab.logit_width)
+    assert allowed
+    for t in sorted(allowed)[:200]:
+        assert dfa.walk(dfa.start, vocab.tokens[t]) > 0
+
+
+def test_compress_refuses_too_many_classes(load_vocab) -> None:
+    pre = TokenTrie.for_vocab(load_vocab("gpt-2")).preorder
+    with pytest.raises(ValueError, match="classes"):
+        compress_preorder(pre, np.arange(256))
+    with pytest.raises(ValueError, match="classes"):
+        compress_preorder(pre, np.zeros(255, dtype=np.int32))
+
+
+def test_dead_start_state_is_empty(load_vocab) -> None:
+    vocab = load_vocab("gpt-2")
+    dfa = LazyDFA([parse_regex("a")])
+    words, nodes, states, visited = walk_tokens(TokenTrie.for_vocab(vocab).preorder, dfa, 0,
+                                                bitmask_words(vocab.logit_width))
+    assert not words.any() and nodes.size == 0 and states.size == 0 and visited == 0
