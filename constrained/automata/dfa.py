@@ -259,11 +259,13 @@ class LazyDFA:
         """bool[n_states]: accepting flag of every state created so far (a view)."""
         return self._accepting[: self.n_states]
 
-    def kernel_view(self) -> tuple[np.ndarray, np.ndarray]:
-        """(transition table ``int32[capacity, n_classes]``, byte -> class ``int32[256]``) for
-        compiled walks; -1 marks a row not computed yet (:meth:`expand` it and re-read: the
-        table may be reallocated by growth). Callers must not write to either array."""
-        return self._table, self._class_of32
+    def kernel_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(transition table ``int32[capacity, n_classes]``, byte -> class ``int32[256]``,
+        accepting flags ``bool[capacity]``) for compiled walks; -1 marks a row not computed
+        yet (:meth:`expand` it and re-read: growth reallocates the arrays, so the three are
+        read together under the lock). Callers must not write to them."""
+        with self._lock:
+            return self._table, self._class_of32, self._accepting
 
     def expand(self, state: int) -> None:
         """Compute the transition row of ``state`` if it is not known yet."""

@@ -322,14 +322,19 @@ def _drop_empty(node: Node, memo: dict[int, bool]) -> Node | None:
     return None
 
 
-def _estimate(node: Node, memo: dict[int, int], flat: dict[int, bool]) -> int:
+def _estimate(node: Node, memo: dict[int, int], flat: dict[int, bool],
+              sizes: dict[int, int] | None = None) -> int:
     """State count estimate: repeats multiply; a repeat-free sub-DAG (a character class
     from ``utf8.py``) counts its distinct nodes, as the builder shares them.
 
     Flatness is memoised per node and a flat sub-DAG is sized once where a non-flat
     parent meets it (sizing while testing flatness, twice per node, took 3.5 s on a
     1,567-lexeme schema grammar; now 1.9 s, still walking one shared character class
-    per wrapper node)."""
+    per wrapper node). ``sizes`` memoises flat sizes, so a wrapper around an already
+    sized class adds that size instead of walking the class again (an upper bound: nodes
+    shared between two sized parts count twice)."""
+    if sizes is None:
+        sizes = {}
     key = id(node)
     hit = memo.get(key)
     if hit is not None:
@@ -338,13 +343,13 @@ def _estimate(node: Node, memo: dict[int, int], flat: dict[int, bool]) -> int:
         res = 1
     elif isinstance(node, Repeat):
         copies = node.min + (1 if node.max is None else max(node.max - node.min, 0))
-        res = 1 + max(copies, 1) * (_estimate(node.item, memo, flat) + 1)
+        res = 1 + max(copies, 1) * (_estimate(node.item, memo, flat, sizes) + 1)
     elif isinstance(node, Not):
-        res = 1 + _estimate(node.item, memo, flat)
+        res = 1 + _estimate(node.item, memo, flat, sizes)
     elif isinstance(node, (Concat, Alt)) and _is_flat(node, flat):
-        res = _flat_size(node) or 1
+        res = _flat_size(node, sizes) or 1
     elif isinstance(node, (Concat, Alt, And)):
-        res = 1 + sum(_estimate(it, memo, flat) for it in node.items)
+        res = 1 + sum(_estimate(it, memo, flat, sizes) for it in node.items)
     else:
         res = 1
     memo[key] = res
@@ -366,20 +371,34 @@ def _is_flat(node: Node, memo: dict[int, bool]) -> bool:
     return hit
 
 
-def _flat_size(node: Node) -> int | None:
-    """Distinct nodes of a DAG of only ByteSet/Concat/Alt, or None if it has others."""
+def _flat_size(node: Node, sizes: dict[int, int] | None = None) -> int | None:
+    """Distinct nodes of a DAG of only ByteSet/Concat/Alt, or None if it has others.
+
+    With ``sizes`` (flat nodes sized before, by id): such a sub-DAG adds its recorded size
+    without being walked again, and this node's size is recorded there.
+    """
     seen: set[int] = set()
     stack = [node]
+    extra = 0
     while stack:
         n = stack.pop()
-        if id(n) in seen:
+        k = id(n)
+        if k in seen:
             continue
-        seen.add(id(n))
+        seen.add(k)
+        if sizes is not None and n is not node:
+            known = sizes.get(k)
+            if known is not None:
+                extra += known - 1
+                continue
         if isinstance(n, (Concat, Alt)):
             stack.extend(n.items)
         elif not isinstance(n, ByteSet):
             return None
-    return len(seen)
+    total = len(seen) + extra
+    if sizes is not None:
+        sizes[id(node)] = total
+    return total
 
 
 def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
@@ -388,10 +407,11 @@ def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
     deadline = Deadline(limits.max_seconds, "regex NFA construction")
     memo: dict[int, int] = {}
     flat: dict[int, bool] = {}
+    sizes: dict[int, int] = {}
     b = _Builder(limits, deadline)
     starts: list[int] = []
     try:
-        estimate = sum(_estimate(n, memo, flat) for n in nodes)
+        estimate = sum(_estimate(n, memo, flat, sizes) for n in nodes)
         # The estimate counts shared UTF-8 sub-trees per use, so allow some slack.
         if estimate > 4 * limits.max_nfa_states:
             raise ConstraintTooComplex(

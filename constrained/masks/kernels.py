@@ -15,13 +15,15 @@ re-read on each resume (it may have been reallocated by growth).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numba import njit
 
-__all__ = ["PreorderTrie", "compress_preorder", "end_state", "preorder_trie", "walk_tokens", "warm_up"]
+__all__ = ["PreorderTrie", "compress_preorder", "end_state", "lexer_walk_nodes", "preorder_trie",
+           "walk_tokens", "warm_up"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +35,7 @@ class PreorderTrie:
     ``node_of_token[t]`` is the node token ``t`` ends at (-1: not a text token).
     """
 
+    fingerprint: str     # names the layout (vocabulary fingerprint + partition if compressed)
     byte: np.ndarray     # uint8[n]
     depth: np.ndarray    # int32[n]
     skip: np.ndarray     # int32[n]
@@ -125,6 +128,9 @@ def warm_up() -> None:
     rep = np.zeros(4, dtype=np.uint8)
     count = _merge(byte, depth, cls, merged, rep, comp_of, 1)
     _compressed_layout(merged, rep, comp_of, count, ptr, ids)
+    _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), byte, depth, skip, ptr, ids,
+              np.zeros(0, dtype=np.int32), 1, np.zeros(1, dtype=np.uint32), out, out.copy(),
+              np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64))
 
 
 def preorder_trie(trie: Any) -> PreorderTrie:
@@ -143,7 +149,7 @@ def preorder_trie(trie: Any) -> PreorderTrie:
     node_of_token = np.where(level >= 0, pos[np.maximum(level, 0)], -1).astype(np.int32)
     for a in (byte, depth, skip, ptr, ids, node_of_token):
         a.setflags(write=False)
-    return PreorderTrie(byte, depth, skip, ptr, ids, node_of_token,
+    return PreorderTrie(trie.fingerprint, byte, depth, skip, ptr, ids, node_of_token,
                         int(depth.max()) if depth.size else 0)
 
 
@@ -263,7 +269,9 @@ def compress_preorder(pre: PreorderTrie, class_of: np.ndarray) -> PreorderTrie:
     node_of_token = np.where(old >= 0, pos[comp_of[np.maximum(old, 0)]], -1).astype(np.int32)
     for a in (byte, depth, skip, ptr, ids, node_of_token):
         a.setflags(write=False)
-    return PreorderTrie(byte, depth, skip, ptr, ids, node_of_token, pre.max_depth)
+    tag = hashlib.sha1(cls.tobytes()).hexdigest()[:16]
+    return PreorderTrie(f"{pre.fingerprint}/{tag}", byte, depth, skip, ptr, ids, node_of_token,
+                        pre.max_depth)
 
 
 @njit(cache=True, nogil=True)
@@ -314,7 +322,7 @@ def walk_tokens(pre: PreorderTrie, dfa: Any, state: int, n_words: int
     stack[0] = state
     i, m, visited = 1, 0, 0
     while True:
-        table, class_of = dfa.kernel_view()
+        table, class_of, _ = dfa.kernel_view()
         i, m, visited = _walk(table, class_of, pre.byte, pre.depth, pre.skip, pre.tok_ptr,
                               pre.tok_ids, words, out_nodes, out_states, stack, i, m, visited)
         if i >= 0:
@@ -331,3 +339,116 @@ def end_state(pre: PreorderTrie, nodes: np.ndarray, states: np.ndarray, token_id
         return 0
     k = int(np.searchsorted(nodes, node))
     return int(states[k]) if k < nodes.shape[0] and int(nodes[k]) == node else 0
+
+
+# status codes of _lex_walk besides "expand this state" (>= 0)
+_DONE = -1
+_GROW = -2
+
+
+@njit(cache=True, nogil=True)
+def _lex_walk(table: np.ndarray, class_of: np.ndarray, accepting: np.ndarray, byte: np.ndarray,
+              depth: np.ndarray, skip: np.ndarray, tok_ptr: np.ndarray, tok_ids: np.ndarray,
+              entries: np.ndarray, start: int, words: np.ndarray, end_nodes: np.ndarray,
+              end_from: np.ndarray, stack: np.ndarray, cur: np.ndarray) -> int:  # pragma: no cover
+    """Lexer walk (grammar masks): like :func:`_walk`, and a dead byte right after an
+    accepting state records (node, state) as a lexeme end. ``cur`` = [entry index (-1:
+    from the root), node (-1: entry not started), subtree end, ends written] is saved on
+    every return so the walk resumes. Returns _DONE, _GROW (end buffers full) or a state
+    whose row must be expanded first."""
+    k = cur[0]
+    i = cur[1]
+    stop = cur[2]
+    m = cur[3]
+    cap = end_nodes.shape[0]
+    n_entries = entries.shape[0]
+    while True:
+        if i < 0:  # enter entry node k: its own byte starts a new lexeme from ``start``
+            e = entries[k]
+            t = table[start, class_of[byte[e]]]
+            if t < 0:
+                cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
+                return start
+            if t == 0:
+                k += 1
+                if k >= n_entries:
+                    break
+                continue
+            stack[depth[e]] = t
+            for j in range(tok_ptr[e], tok_ptr[e + 1]):
+                tid = tok_ids[j]
+                words[tid >> 5] |= np.uint32(1) << np.uint32(tid & 31)
+            i = e + 1
+            stop = skip[e]
+        while i < stop:
+            s = stack[depth[i] - 1]
+            t = table[s, class_of[byte[i]]]
+            if t <= 0:
+                if t < 0:
+                    cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
+                    return s
+                if accepting[s]:
+                    if m == cap:
+                        cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
+                        return _GROW
+                    end_nodes[m] = i
+                    end_from[m] = s
+                    m += 1
+                i = skip[i]
+                continue
+            stack[depth[i]] = t
+            for j in range(tok_ptr[i], tok_ptr[i + 1]):
+                tid = tok_ids[j]
+                words[tid >> 5] |= np.uint32(1) << np.uint32(tid & 31)
+            i += 1
+        if k < 0 or k + 1 >= n_entries:
+            break
+        k += 1
+        i = -1
+    cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
+    return _DONE
+
+
+def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | None,
+                     start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A grammar lexer walk over ``pre``.
+
+    ``entries is None``: from the root in DFA state ``q``; otherwise from each entry node
+    (ascending preorder ids), whose own byte starts a new lexeme in state ``start``.
+    Returns (bitmask words ``uint32`` of the tokens that stay inside a lexeme, the nodes
+    whose byte is dead right after an accepting state, that state for each).
+    """
+    n_words = (pre.node_of_token.shape[0] + 31) // 32
+    words = np.zeros(n_words, dtype=np.uint32)
+    cap = 1024
+    end_nodes = np.empty(cap, dtype=np.int32)
+    end_from = np.empty(cap, dtype=np.int32)
+    stack = np.empty(pre.max_depth + 1, dtype=np.int32)
+    if entries is None:
+        ents = np.zeros(0, dtype=np.int32)
+        cur = np.array([-1, 1, pre.n_nodes, 0], dtype=np.int64)
+        stack[0] = q
+    else:
+        ents = np.ascontiguousarray(entries, dtype=np.int32)
+        if ents.size == 0:
+            return words, end_nodes[:0], end_from[:0]
+        cur = np.array([0, -1, 0, 0], dtype=np.int64)
+    while True:
+        table, class_of, accepting = dfa.kernel_view()
+        status = _lex_walk(table, class_of, accepting, pre.byte, pre.depth, pre.skip,
+                           pre.tok_ptr, pre.tok_ids, ents, start, words, end_nodes, end_from,
+                           stack, cur)
+        if status == _DONE:
+            break
+        if status == _GROW:
+            cap *= 4
+            grown_n = np.empty(cap, dtype=np.int32)
+            grown_f = np.empty(cap, dtype=np.int32)
+            m = int(cur[3])
+            grown_n[:m] = end_nodes[:m]
+            grown_f[:m] = end_from[:m]
+            end_nodes, end_from = grown_n, grown_f
+        else:
+            dfa.expand(int(status))
+    m = int(cur[3])
+    return words, end_nodes[:m], end_from[:m]
