@@ -25,6 +25,7 @@ from .masks.kernels import (
     end_state,
     walk_tokens,
 )
+from .masks.slices import SliceLevels
 from .masks.trie import TokenTrie
 from .matcher import Constraint, Matcher
 from .vocab import Vocabulary
@@ -59,17 +60,21 @@ class StateMasks:
     ``words``: read-only int32 bitmask row; ``nodes`` / ``states``: the live trie nodes of
     the walk (ascending) and the DFA state at each, so a token's end state is one binary
     search for the node it ends at (a few bytes per live node instead of per token).
+    Tokens of slices allowed wholesale (``masks.slices``) are not in the walked trie: their
+    end state is computed by stepping their bytes.
     """
 
-    __slots__ = ("nbytes", "nodes", "state", "states", "trie", "words")
+    __slots__ = ("_dfa", "_tokens", "nbytes", "nodes", "state", "states", "trie", "words")
 
     def __init__(self, state: int, words: np.ndarray, nodes: np.ndarray, states: np.ndarray,
-                 trie: PreorderTrie) -> None:
+                 trie: PreorderTrie, dfa: Any, tokens: Sequence[bytes]) -> None:
         self.state = state
         self.words = words
         self.nodes = nodes
         self.states = states
         self.trie = trie
+        self._dfa = dfa
+        self._tokens = tokens
         self.nbytes = int(words.nbytes + nodes.nbytes + states.nbytes) + 200
 
     def end_state(self, token_id: int) -> int:
@@ -77,7 +82,10 @@ class StateMasks:
         if not 0 <= token_id < self.words.shape[0] * 32 \
                 or not (int(self.words[token_id >> 5]) >> (token_id & 31)) & 1:
             return 0
-        return end_state(self.trie, self.nodes, self.states, token_id)
+        end = end_state(self.trie, self.nodes, self.states, token_id)
+        if end == 0:  # allowed with its slice, not walked
+            end = int(self._dfa.walk(self.state, self._tokens[token_id]))
+        return end
 
 
 class RegexConstraint(Constraint):
@@ -101,6 +109,8 @@ class RegexConstraint(Constraint):
         self._walk_pre: PreorderTrie | None = None
         self._compressible = self.dfa.n_classes <= MAX_COMPRESS_CLASSES
         self._byte_visits = 0
+        self._slice_levels = SliceLevels(self.dfa)  # DFA state -> slices allowed wholesale
+        _ = self.trie.slices  # built once per vocabulary
         self._n_words = bitmask_words(vocab.logit_width)
         self._states: dict[int, StateMasks] = {}
         self._cached_bytes = 0
@@ -135,8 +145,17 @@ class RegexConstraint(Constraint):
         entry = self._states.get(state)
         if entry is not None:
             return entry
-        pre = self._walk_pre if self._walk_pre is not None else self.trie.preorder
+        level = 0
+        if self._walk_pre is not None:
+            pre = self._walk_pre
+        else:
+            # slices of tokens the state allows wholesale are OR-ed in, not walked
+            level = self._slice_levels(state)
+            pre = self.trie.slices.tries[level]
         words, nodes, states, visited = walk_tokens(pre, self.dfa, state, self._n_words)
+        if level:
+            sw = self.trie.slices.words[level]
+            np.bitwise_or(words[: sw.shape[0]], sw.view(np.int32), out=words[: sw.shape[0]])
         if self._walk_pre is None and self._compressible:
             with self._lock:
                 object.__setattr__(self, "_byte_visits", self._byte_visits + visited)
@@ -145,7 +164,7 @@ class RegexConstraint(Constraint):
                                        compress_preorder(self.trie.preorder, self.dfa.class_of))
         for a in (words, nodes, states):
             a.setflags(write=False)
-        entry = StateMasks(state, words, nodes, states, pre)
+        entry = StateMasks(state, words, nodes, states, pre, self.dfa, self.vocab.tokens)
         with self._lock:
             existing = self._states.get(state)
             if existing is not None:

@@ -6,8 +6,10 @@ from typing import Any
 import numpy as np
 
 from ..automata import Limits
+from ..automata.dfa import LazyDFA
 from ..masks.bitmask import bitmask_words
 from ..masks.kernels import PreorderTrie, compress_preorder
+from ..masks.slices import SliceLevels
 from ..masks.trie import TokenTrie
 from ..matcher import Constraint, Matcher
 from ..parser.earley import ParserLimits
@@ -32,6 +34,9 @@ class GrammarConstraint(Constraint):
         self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits)
         self.trie = TokenTrie.for_vocab(vocab)
         self._walk_trie: PreorderTrie | None = None
+        # per lexer DFA (kept alive by the compiled grammar's modes): slice checks
+        self._levels: dict[int, SliceLevels] = {}
+        _ = self.trie.slices  # built once per vocabulary
         self.n_words = bitmask_words(vocab.logit_width)
 
     @classmethod
@@ -54,6 +59,13 @@ class GrammarConstraint(Constraint):
             self._walk_trie = trie  # benign race: every thread builds the same trie
         return trie
 
+    def _slice_levels(self, dfa: LazyDFA) -> SliceLevels:
+        """The slice check of one lexer DFA (one per grammar, or one per mode)."""
+        found = self._levels.get(id(dfa))
+        if found is None:
+            found = self._levels[id(dfa)] = SliceLevels(dfa)  # benign race
+        return found
+
     def matcher(self, max_rollback: int | None = None) -> GrammarMatcher:
         return GrammarMatcher(self, self.compiled.initial, max_rollback)
 
@@ -63,7 +75,17 @@ class GrammarConstraint(Constraint):
         cache = state.parser.cache
         words = cache.get(key)
         if words is None:
-            words = allowed_token_words(self.compiled, self.walk_trie(), state, self.n_words)
+            trie = self.walk_trie()
+            level = 0
+            if trie is self.trie.preorder and state.mode.dfa is not None:
+                # slices of tokens that stay inside the open lexeme wholesale are OR-ed in
+                # (masks.slices); the walks then skip them
+                level = self._slice_levels(state.mode.dfa)(state.q)
+                trie = self.trie.slices.tries[level]
+            words = allowed_token_words(self.compiled, trie, state, self.n_words)
+            if level:
+                sw = self.trie.slices.words[level].view(np.int32)
+                np.bitwise_or(words[: sw.shape[0]], sw, out=words[: sw.shape[0]])
             words.setflags(write=False)
             cache[key] = words
         return words  # type: ignore[return-value]

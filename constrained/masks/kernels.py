@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["PreorderTrie", "compress_preorder", "end_state", "lexer_walk_nodes", "preorder_trie",
-           "walk_tokens", "warm_up"]
+           "restrict_preorder", "walk_tokens", "warm_up"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +131,9 @@ def warm_up() -> None:
     _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), byte, depth, skip, ptr, ids,
               np.zeros(0, dtype=np.int32), 1, np.zeros(1, dtype=np.uint32), out, out.copy(),
               np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64))
+    _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
+    _slice_of_tokens(byte, depth, ptr, ids, np.ones(256, dtype=np.bool_),
+                     np.array([1], dtype=np.int32), 2)
 
 
 def preorder_trie(trie: Any) -> PreorderTrie:
@@ -337,7 +340,7 @@ def end_state(pre: PreorderTrie, nodes: np.ndarray, states: np.ndarray, token_id
     node = int(pre.node_of_token[token_id]) if 0 <= token_id < pre.node_of_token.shape[0] else -1
     if node < 0:
         return 0
-    k = int(np.searchsorted(nodes, node))
+    k = int(nodes.searchsorted(np.int32(node)))  # same dtype: no cast of ``nodes``
     return int(states[k]) if k < nodes.shape[0] and int(nodes[k]) == node else 0
 
 
@@ -452,3 +455,106 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
             dfa.expand(int(status))
     m = int(cur[3])
     return words, end_nodes[:m], end_from[:m]
+
+
+@njit(cache=True, nogil=True)
+def _restrict(depth: np.ndarray, skip: np.ndarray, tok_ptr: np.ndarray, tok_ids: np.ndarray,
+              keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                         np.ndarray]:  # pragma: no cover - compiled
+    """The nodes (old preorder ids, still in preorder) that lead to a kept token, their
+    depths and subtree ends in the restricted numbering, and its node->tokens CSR."""
+    n = depth.shape[0]
+    parent = np.empty(n, np.int32)
+    at_depth = np.empty(n + 1, np.int32)
+    parent[0] = -1
+    at_depth[0] = 0
+    for i in range(1, n):
+        parent[i] = at_depth[depth[i] - 1]
+        at_depth[depth[i]] = i
+    used = np.zeros(n, np.bool_)
+    used[0] = True
+    for i in range(n - 1, 0, -1):  # children come after their parent: one backward pass
+        if not used[i]:
+            for j in range(tok_ptr[i], tok_ptr[i + 1]):
+                if keep[tok_ids[j]]:
+                    used[i] = True
+                    break
+        if used[i]:
+            used[parent[i]] = True
+    count = 0
+    for i in range(n):
+        if used[i]:
+            count += 1
+    old = np.empty(count, np.int32)
+    new_depth = np.empty(count, np.int32)
+    k = 0
+    for i in range(n):
+        if used[i]:
+            old[k] = i
+            new_depth[k] = depth[i]
+            k += 1
+    new_skip = np.empty(count, np.int32)
+    stack = np.empty(count + 1, np.int32)
+    top = 0
+    for i in range(count):
+        while top > 0 and new_depth[stack[top - 1]] >= new_depth[i]:
+            top -= 1
+            new_skip[stack[top]] = i
+        stack[top] = i
+        top += 1
+    while top > 0:
+        top -= 1
+        new_skip[stack[top]] = count
+    ptr = np.zeros(count + 1, np.int32)
+    for i in range(count):
+        c = 0
+        for j in range(tok_ptr[old[i]], tok_ptr[old[i] + 1]):
+            if keep[tok_ids[j]]:
+                c += 1
+        ptr[i + 1] = ptr[i] + c
+    ids = np.empty(ptr[count], np.int32)
+    m = 0
+    for i in range(count):
+        for j in range(tok_ptr[old[i]], tok_ptr[old[i] + 1]):
+            if keep[tok_ids[j]]:
+                ids[m] = tok_ids[j]
+                m += 1
+    return old, new_depth, new_skip, ptr, ids
+
+
+def restrict_preorder(pre: PreorderTrie, keep: np.ndarray, tag: str) -> PreorderTrie:
+    """``pre`` with only the tokens where ``keep`` (bool per token id) is set, and the
+    nodes leading to them (~2 ms on Llama-3's trie); ``tag`` names the subset."""
+    keep_b = np.zeros(pre.node_of_token.shape[0], dtype=np.bool_)
+    keep_b[: keep.shape[0]] = keep[: keep_b.shape[0]]
+    old, depth, skip, ptr, ids = _restrict(pre.depth, pre.skip, pre.tok_ptr, pre.tok_ids, keep_b)
+    byte = np.ascontiguousarray(pre.byte[old])
+    pos = np.full(pre.n_nodes, -1, dtype=np.int32)
+    pos[old] = np.arange(old.shape[0], dtype=np.int32)
+    node_of_token = np.where(keep_b & (pre.node_of_token >= 0),
+                             pos[np.maximum(pre.node_of_token, 0)], -1).astype(np.int32)
+    for a in (byte, depth, skip, ptr, ids, node_of_token):
+        a.setflags(write=False)
+    return PreorderTrie(f"{pre.fingerprint}|{tag}", byte, depth, skip, ptr, ids, node_of_token,
+                        pre.max_depth)
+
+
+@njit(cache=True, nogil=True)
+def _slice_of_tokens(byte: np.ndarray, depth: np.ndarray, tok_ptr: np.ndarray,
+                     tok_ids: np.ndarray, in_set: np.ndarray, bounds: np.ndarray,
+                     n_vocab: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per token id: 0, or ``k + 1`` when all its bytes are in ``in_set`` and its length is
+    at most ``bounds[k]`` (first such k)."""
+    out = np.zeros(n_vocab, np.int8)
+    inside = np.zeros(depth.max() + 1, np.bool_)
+    inside[0] = True
+    for i in range(1, byte.shape[0]):
+        d = depth[i]
+        inside[d] = inside[d - 1] and in_set[byte[i]]
+        if inside[d]:
+            k = 0
+            while k < bounds.shape[0] and d > bounds[k]:
+                k += 1
+            for j in range(tok_ptr[i], tok_ptr[i + 1]):
+                out[tok_ids[j]] = k + 1
+    return out

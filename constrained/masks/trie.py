@@ -22,6 +22,7 @@ from ..vocab import Vocabulary
 
 if TYPE_CHECKING:
     from .kernels import PreorderTrie
+    from .slices import TokenSlices
 
 __all__ = ["TokenTrie"]
 
@@ -85,6 +86,13 @@ class TokenTrie:
         from .kernels import preorder_trie
 
         return preorder_trie(self)
+
+    @functools.cached_property
+    def slices(self) -> "TokenSlices":
+        """The vocabulary slices of :mod:`constrained.masks.slices` (built on first use)."""
+        from .slices import build_slices
+
+        return build_slices(self.preorder)
 
     @staticmethod
     def build(vocab: Vocabulary) -> "TokenTrie":
