@@ -101,7 +101,7 @@ class Ours(br.Ours):
         self.vocab = Vocabulary.from_tokens(self.tokens, eos_token_ids=[self.eos],
                                             special_token_ids=sorted(self.special),
                                             logit_width=self.width)
-        TokenTrie.for_vocab(self.vocab)  # per-vocabulary setup, like the peers' tokenizer info
+        TokenTrie.for_vocab(self.vocab).slices  # per-vocabulary setup (trie, kernels, slices), like the peers' tokenizer info
         # process-level one-time work (imports, Lark's own grammar-of-grammars parser),
         # counted in setup like the peers' tokenizer preparation
         self.compile('start: "a"i').matcher().mask()

@@ -90,7 +90,7 @@ class Ours(Engine):
         self.vocab = Vocabulary.from_tokens(self.tokens, eos_token_ids=[self.eos],
                                             special_token_ids=sorted(self.special),
                                             logit_width=self.width)
-        TokenTrie.for_vocab(self.vocab).preorder  # per-vocabulary setup (trie, kernels), like the peers' tokenizer info
+        TokenTrie.for_vocab(self.vocab).slices  # per-vocabulary setup (trie, kernels, slices), like the peers' tokenizer info
         self.compile("(ab|c)d").matcher().mask()  # import + first-use warm-up, outside the timings
 
     def compile(self, pattern: str) -> Any:
