@@ -134,3 +134,45 @@ def test_dead_start_state_is_empty(load_vocab) -> None:
     words, nodes, states, visited = walk_tokens(TokenTrie.for_vocab(vocab).preorder, dfa, 0,
                                                 bitmask_words(vocab.logit_width))
     assert not words.any() and nodes.size == 0 and states.size == 0 and visited == 0
+
+
+# ------------------------------------------------------------------------------ slices
+_SLICE_PATTERNS = [r'"[^"\\]*"', r"[ -~]{0,20}x", r"[a-z ]*\.", r'\{"k": "[^"\\\x00-\x1f]{0,40}"\}',
+                   r"#[^\n]*\n"]
+
+
+@pytest.mark.parametrize("pattern", _SLICE_PATTERNS)
+def test_slices_allowed_wholesale_are_exact(load_vocab, pattern: str) -> None:
+    """Masks that take slices wholesale equal the numpy reference walk over every token,
+    end states included (tokens of a skipped slice are stepped byte by byte)."""
+    from constrained.compile import RegexConstraint
+    from constrained.masks.slices import SLICE_BOUNDS, SLICE_BYTES, SliceLevels
+
+    vocab = load_vocab("llama-bpe")
+    trie = TokenTrie.for_vocab(vocab)
+    constraint = RegexConstraint(parse_regex(pattern), vocab)
+    dfa = constraint.dfa
+    levels = SliceLevels(dfa)
+    seen_levels = set()
+    sliced = 0
+    allowed_set = set(SLICE_BYTES)
+    for state in range(1, min(dfa.n_states, 30)):
+        level = levels(state)
+        seen_levels.add(level)
+        entry = constraint.state_masks(state)
+        sliced += "|slices>" in entry.trie.fingerprint
+        result = walk_sparse(trie, dfa, state)
+        assert result is not None
+        ids, ends = live_tokens(trie, *result)
+        reference = dict(zip(ids.tolist(), ends.tolist()))
+        assert _allowed(entry.words, vocab.logit_width) == set(reference)
+        sample = list(reference)[:: max(1, len(reference) // 300)]
+        assert all(entry.end_state(t) == reference[t] for t in sample)
+        # soundness of the level itself: every slice token it covers is live
+        bound = (0, *SLICE_BOUNDS, 10**9)[level]
+        covered = [t for t in vocab.text_token_ids.tolist()[::211]
+                   if 0 < len(vocab.tokens[t]) <= bound and set(vocab.tokens[t]) <= allowed_set]
+        assert all(t in reference for t in covered)
+    if pattern.startswith(('"', "#")):
+        assert 3 in seen_levels  # inside the string / comment every slice is taken wholesale
+        assert sliced  # and some mask was computed that way
