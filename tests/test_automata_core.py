@@ -129,3 +129,28 @@ def test_concurrent_growth() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_union_of_lexeme_nfas_equals_nfa_of_union() -> None:
+    """A union assembled from per-lexeme NFAs accepts the same strings, lexeme by lexeme,
+    as the NFA built from all the ASTs at once (random strings, Python ``re`` as oracle)."""
+    import random
+    import re
+
+    from constrained.automata import parse_regex
+    from constrained.automata.dfa import LazyDFA
+    from constrained.automata.nfa import build_nfa, union_nfa
+
+    patterns = [r"[a-c]+", r"ab?c", r"\d{2,3}", r"(ab|ba)*", r"[^a]x", r"é+"]
+    nodes = [parse_regex(p) for p in patterns]
+    whole = LazyDFA(nodes)
+    parts = LazyDFA(nodes, nfa=union_nfa([build_nfa([n]) for n in nodes]))
+    rng = random.Random(7)
+    alphabet = "abcx12é"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        data = text.encode()
+        expected = tuple(i for i, p in enumerate(patterns) if re.fullmatch(p, text))
+        for dfa in (whole, parts):
+            q = dfa.walk(dfa.start, data)
+            assert (dfa.accepting_lexemes(q) if q > 0 else ()) == expected, text

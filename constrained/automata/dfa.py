@@ -34,10 +34,12 @@ class LazyDFA:
     other state is live: some continuation reaches acceptance (the NFA is trimmed).
     """
 
-    def __init__(self, nodes: Sequence[Node], limits: Limits | None = None) -> None:
+    def __init__(self, nodes: Sequence[Node], limits: Limits | None = None,
+                 nfa: NFA | None = None) -> None:
         self.limits = limits or DEFAULT_LIMITS
-        self.nfa: NFA = build_nfa(list(nodes), self.limits)
-        self.n_lexemes = len(nodes)
+        # ``nfa``: an already built NFA of ``nodes`` (e.g. a union of cached lexeme NFAs)
+        self.nfa: NFA = nfa if nfa is not None else build_nfa(list(nodes), self.limits)
+        self.n_lexemes = len(nodes) if nfa is None else len(nfa.starts)
         self._lock = threading.RLock()
         nfa = self.nfa
         self._class_of = nfa.class_of.astype(np.intp)

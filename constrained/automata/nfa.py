@@ -428,25 +428,16 @@ def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
     return nfa
 
 
-def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
-    n = len(b.kind)
-    kind = np.array(b.kind, dtype=np.int8)
-    label = np.array(b.label, dtype=np.int32)
-    succ = np.array(b.succ, dtype=np.int32)
-    lens = np.fromiter((len(e) for e in b.eps), dtype=np.int64, count=n)
-    eps_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=eps_ptr[1:])
-    eps_dst = np.fromiter((t for e in b.eps for t in e), dtype=np.int32, count=int(eps_ptr[-1]))
-    lexeme = np.array(b.lexeme, dtype=np.int32)
-
-    # byte equivalence classes: bytes that every label treats alike
-    if b.labels:
-        raw = np.frombuffer(b"".join(x.to_bytes(32, "little") for x in b.labels), dtype=np.uint8)
-        matrix = np.unpackbits(raw.reshape(len(b.labels), 32), axis=1, bitorder="little").astype(bool)
+def _byte_classes(labels: list[int]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Byte equivalence classes (bytes every label treats alike): (class_of int32[256],
+    the bytes of each class, bool[n_labels, n_classes] classes of each label)."""
+    if labels:
+        raw = np.frombuffer(b"".join(x.to_bytes(32, "little") for x in labels), dtype=np.uint8)
+        matrix = np.unpackbits(raw.reshape(len(labels), 32), axis=1, bitorder="little").astype(bool)
     else:
         matrix = np.zeros((0, 256), dtype=bool)
     # group the 256 bytes by their column (which labels contain them)
-    columns = np.packbits(matrix.T, axis=1) if len(b.labels) else np.zeros((256, 0), np.uint8)
+    columns = np.packbits(matrix.T, axis=1) if len(labels) else np.zeros((256, 0), np.uint8)
     signature: dict[bytes, int] = {}
     class_list: list[int] = []
     first: list[int] = []
@@ -461,7 +452,57 @@ def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
     first_idx = np.array(first, dtype=np.intp)
     n_classes = len(first_idx)
     class_bytes = [np.flatnonzero(class_of == c).astype(np.uint8) for c in range(n_classes)]
-    label_cls = matrix[:, first_idx] if len(b.labels) else np.zeros((0, n_classes), dtype=bool)
+    label_cls = matrix[:, first_idx] if len(labels) else np.zeros((0, n_classes), dtype=bool)
+    return class_of, class_bytes, label_cls
+
+
+def union_nfa(parts: Sequence[NFA], limits: Limits | None = None) -> NFA:
+    """The NFA of the union of ``parts`` (lexeme ``i`` = ``parts[i]``), by renumbering
+    their states: no AST is lowered again, so per-lexeme NFAs can be built once and
+    combined per lexer context (grammars too big for one shared lexer DFA)."""
+    limits = limits or DEFAULT_LIMITS
+    total = sum(p.n_states for p in parts)
+    if total > limits.max_nfa_states:
+        raise ConstraintTooComplex(
+            f"regex NFA would need {total} states, over the limit of {limits.max_nfa_states} "
+            "(Limits.max_nfa_states)")
+    offs = np.cumsum([0] + [p.n_states for p in parts])
+    label_offs = np.cumsum([0] + [len(p.labels) for p in parts])
+    kind = np.concatenate([p.kind for p in parts]).astype(np.int8)
+    label = np.concatenate([np.where(p.label >= 0, p.label + label_offs[i], p.label)
+                            for i, p in enumerate(parts)]).astype(np.int32)
+    succ = np.concatenate([np.where(p.kind == KIND_BYTE, p.succ + offs[i], p.succ)
+                           for i, p in enumerate(parts)]).astype(np.int32)
+    eps_dst = np.concatenate([p.eps_dst + offs[i] for i, p in enumerate(parts)]).astype(np.int32)
+    eps_ptr = np.zeros(total + 1, dtype=np.int64)
+    at = 0
+    for i, p in enumerate(parts):
+        eps_ptr[offs[i] + 1 : offs[i + 1] + 1] = p.eps_ptr[1:] + at
+        at += int(p.eps_ptr[-1])
+    lexeme = np.repeat(np.arange(len(parts), dtype=np.int32), [p.n_states for p in parts])
+    labels = [x for p in parts for x in p.labels]
+    class_of, class_bytes, label_cls = _byte_classes(labels)
+    starts = [int(p.starts[0]) + int(offs[i]) for i, p in enumerate(parts)]
+    live = np.concatenate([p.live for p in parts])
+    nfa = NFA(kind=kind, label=label, succ=succ, eps_ptr=eps_ptr, eps_dst=eps_dst,
+              lexeme=lexeme, starts=starts, labels=labels, live=live, class_of=class_of,
+              class_bytes=class_bytes, label_classes=label_cls)
+    nfa.max_closure_total = limits.max_state_set_total
+    return nfa
+
+
+def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
+    n = len(b.kind)
+    kind = np.array(b.kind, dtype=np.int8)
+    label = np.array(b.label, dtype=np.int32)
+    succ = np.array(b.succ, dtype=np.int32)
+    lens = np.fromiter((len(e) for e in b.eps), dtype=np.int64, count=n)
+    eps_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=eps_ptr[1:])
+    eps_dst = np.fromiter((t for e in b.eps for t in e), dtype=np.int32, count=int(eps_ptr[-1]))
+    lexeme = np.array(b.lexeme, dtype=np.int32)
+
+    class_of, class_bytes, label_cls = _byte_classes(b.labels)
 
     # trimming: reverse reachability from the accept states over non-empty edges
     is_byte = kind == KIND_BYTE

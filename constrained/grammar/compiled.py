@@ -10,13 +10,14 @@ contexts share every state after their first byte.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..automata import LazyDFA, Limits
 from ..automata.ast import Node
+from ..automata.nfa import NFA, build_nfa, union_nfa
 from ..errors import ConstraintTooComplex, GrammarSyntaxError
 from ..parser.earley import EarleyParser, EarleySet, ParserLimits
 from .ir import Grammar
@@ -44,7 +45,8 @@ class LexerMode:
 
     def __init__(self, ids: tuple[int, ...], shared: LazyDFA | None, nodes: Sequence[Node],
                  limits: Limits | None, accepting: dict[int, frozenset[int]],
-                 walks: dict[tuple[str, object], object]) -> None:
+                 walks: dict[tuple[str, object], object],
+                 lexeme_nfa: Callable[[int], NFA] | None = None) -> None:
         self.ids = ids
         self.dfa: LazyDFA | None
         if not ids:
@@ -61,7 +63,11 @@ class LexerMode:
             self.walks = walks
         else:
             # the union of all lexemes is too big for one automaton: this mode's own DFA
-            self.dfa = LazyDFA([nodes[i] for i in ids], limits)
+            # one cached NFA per lexeme, renumbered into this mode's union: lowering the
+            # lexemes' ASTs again for every mode cost most of a cold mask on big schemas
+            parts = [lexeme_nfa(i) for i in ids] if lexeme_nfa is not None else None
+            self.dfa = LazyDFA([nodes[i] for i in ids], limits,
+                               nfa=union_nfa(parts, limits) if parts is not None else None)
             self.start = int(self.dfa.start)
             self._to_id = ids
             self._accepting = {}
@@ -135,6 +141,7 @@ class CompiledGrammar:
         self._accepting: dict[int, frozenset[int]] = {}
         self._walks: dict[tuple[str, object], object] = {}
         self._modes: dict[frozenset[int], LexerMode] = {}
+        self._lexeme_nfas: dict[int, NFA] = {}
         self._lock = threading.Lock()
         self.initial = self.fresh(self.parser.initial, 0)  # type: ignore[arg-type]
 
@@ -153,12 +160,19 @@ class CompiledGrammar:
             key = key * 2 + member
         return np.unique(key, return_inverse=True)[1].reshape(-1)
 
+    def _lexeme_nfa(self, i: int) -> NFA:
+        """The NFA of lexeme ``i`` alone (built once; for per-mode lexer DFAs)."""
+        found = self._lexeme_nfas.get(i)
+        if found is None:
+            found = self._lexeme_nfas[i] = build_nfa([self.nodes[i]], self._dfa_limits)
+        return found
+
     def mode(self, allowed: frozenset[int]) -> LexerMode:
         """The (cached) lexer mode over ``allowed`` lexeme ids."""
         m = self._modes.get(allowed)
         if m is None:
             m = LexerMode(tuple(sorted(allowed)), self.lexer, self.nodes, self._dfa_limits,
-                          self._accepting, self._walks)
+                          self._accepting, self._walks, self._lexeme_nfa)
             with self._lock:
                 m = self._modes.setdefault(allowed, m)
         return m
