@@ -34,10 +34,26 @@ class ParserLimits:
     keep_recent_sets: int = 8192
 
 
+#: distinct predicted-nonterminal sets whose shared part is kept per parser
+_MAX_PREDICTED = 4096
+
+
+@dataclass(frozen=True)
+class _Predicted:
+    """What every set predicting the same nonterminals shares: its predicted items
+    (origin "this set") by the symbol after the dot, their count, the lexemes they scan."""
+
+    by_next: dict[int, tuple[Item, ...]]
+    n_items: int
+    expected: frozenset[int]
+
+
 class EarleySet:
     """One interned Earley set (immutable once built).
 
-    ``by_next[symbol]`` lists the items whose dot stands before ``symbol``;
+    ``items`` is the set's kernel (items with an explicit origin; the predicted items are
+    shared per predicted-nonterminal set); ``by_next[symbol]`` lists all the items,
+    predicted ones included, whose dot stands before ``symbol``;
     ``expected`` is the set of lexeme ids some item can scan; ``accepting`` says the
     augmented start production is complete. ``_next`` memoises scans by lexeme set.
     """
@@ -100,6 +116,7 @@ class EarleyParser:
         self._intern: weakref.WeakValueDictionary[frozenset[Item], EarleySet] = (
             weakref.WeakValueDictionary())
         self._recent: OrderedDict[int, EarleySet] = OrderedDict()
+        self._pred_cache: dict[frozenset[int], _Predicted] = {}
         self._uid = 0
         self.initial = self._build([(0, 0, None)])
         assert self.initial is not None
@@ -142,8 +159,35 @@ class EarleyParser:
         return frozenset(items), frozenset(predicted)
 
     # -- core ------------------------------------------------------------------------
+    def _predicted(self, nts: frozenset[int]) -> _Predicted:
+        """The shared part of every set that predicts exactly ``nts`` (cached): items with
+        origin "this set" grouped by the symbol after their dot."""
+        found = self._pred_cache.get(nts)
+        if found is None:
+            closure = self._closure
+            items: set[Item] = set()
+            for nt in nts:
+                items |= closure[nt][0]
+            by_next: dict[int, list[Item]] = {}
+            for it in items:
+                rhs = self.productions[it[0]][1]
+                if it[1] < len(rhs):
+                    by_next.setdefault(rhs[it[1]], []).append(it)
+            found = _Predicted({k: tuple(v) for k, v in by_next.items()}, len(items),
+                               frozenset(k for k in by_next if k < self.n_lexemes))
+            with self._lock:
+                if len(self._pred_cache) >= _MAX_PREDICTED:
+                    self._pred_cache.clear()
+                self._pred_cache[nts] = found
+        return found
+
     def _build(self, kernel: Iterable[Item]) -> EarleySet | None:
-        """Close ``kernel`` under predict / complete and intern the result."""
+        """Close ``kernel`` under complete (and nullable advance), add the predictions, intern.
+
+        Only the *kernel* (items with explicit origins) is processed per set: everything
+        predicted depends on the predicted nonterminals alone, so it is one shared
+        :class:`_Predicted` per nonterminal set, and a set is interned by its kernel.
+        """
         prods = self.productions
         n_lex = self.n_lexemes
         closure = self._closure
@@ -163,48 +207,56 @@ class EarleyParser:
                 s = rhs[d]
                 if s >= n_lex:
                     if s not in predicted:
-                        # predicted items (origin "this set") need no further processing:
-                        # their own predictions and nullable advances are in the closure
-                        c_items, c_predicted = closure[s]
-                        items |= c_items
-                        predicted |= c_predicted
-                        if len(items) > limit:
-                            raise ConstraintTooComplex(
-                                f"Earley set exceeds {limit} items "
-                                "(ParserLimits.max_items_per_set)")
+                        predicted |= closure[s][1]
                     if s in nullable:
                         work.append((p, d + 1, o))
             elif o is not None:
                 for pp, dd, oo in o.by_next.get(lhs, ()):
                     work.append((pp, dd + 1, oo if oo is not None else o))
+            if len(items) > limit:
+                raise ConstraintTooComplex(
+                    f"Earley set exceeds {limit} items (ParserLimits.max_items_per_set)")
         if not items:
             return None
-        if len(items) > limit:
+        key = frozenset(items)
+        found = self._intern.get(key)
+        if found is not None:
+            with self._lock:
+                self._touch(found)
+            return found
+        pred = self._predicted(frozenset(predicted))
+        if len(items) + pred.n_items > limit:
             raise ConstraintTooComplex(
                 f"Earley set exceeds {limit} items (ParserLimits.max_items_per_set)")
-        key = frozenset(items)
+        own: dict[int, list[Item]] = {}
+        accepting = False
+        for it in items:
+            p, d, _ = it
+            rhs = prods[p][1]
+            if d < len(rhs):
+                own.setdefault(rhs[d], []).append(it)
+            elif p == 0:
+                accepting = True
+        by_next = dict(pred.by_next)
+        for sym, its in own.items():
+            shared = by_next.get(sym)
+            by_next[sym] = tuple(its) + shared if shared else tuple(its)
+        expected = pred.expected.union(k for k in own if k < n_lex)
         with self._lock:
             found = self._intern.get(key)
             if found is None:
-                by_next: dict[int, list[Item]] = {}
-                accepting = False
-                for it in items:
-                    p, d, _ = it
-                    rhs = prods[p][1]
-                    if d < len(rhs):
-                        by_next.setdefault(rhs[d], []).append(it)
-                    elif p == 0:
-                        accepting = True
-                expected = frozenset(s for s in by_next if s < n_lex)
                 self._uid += 1
-                found = EarleySet(key, {k: tuple(v) for k, v in by_next.items()},
-                                  expected, accepting, self._uid)
+                found = EarleySet(key, by_next, expected, accepting, self._uid)
                 self._intern[key] = found
-            self._recent[found.uid] = found
-            self._recent.move_to_end(found.uid)
-            while len(self._recent) > self.limits.keep_recent_sets:
-                self._recent.popitem(last=False)
+            self._touch(found)
         return found
+
+    def _touch(self, found: EarleySet) -> None:
+        """Keep ``found`` among the recently used sets (lock held)."""
+        self._recent[found.uid] = found
+        self._recent.move_to_end(found.uid)
+        while len(self._recent) > self.limits.keep_recent_sets:
+            self._recent.popitem(last=False)
 
     def scan(self, state: EarleySet, lexemes: frozenset[int]) -> EarleySet | None:
         """The set after reading one lexeme whose identity is any of ``lexemes``.
