@@ -54,6 +54,26 @@ class PreorderTrie:
 
 
 @njit(cache=True, nogil=True)
+def _subtree_ends(depth: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """For preorder depths: the index after each node's subtree (the next node at the
+    same or a shallower depth), with one stack of open nodes."""
+    n = depth.shape[0]
+    skip = np.empty(n, np.int32)
+    open_at = np.empty(n + 1, np.int32)
+    top = 0
+    for i in range(n):
+        while top > 0 and depth[open_at[top - 1]] >= depth[i]:
+            top -= 1
+            skip[open_at[top]] = i
+        open_at[top] = i
+        top += 1
+    while top > 0:
+        top -= 1
+        skip[open_at[top]] = n
+    return skip
+
+
+@njit(cache=True, nogil=True)
 def _layout(child_start: np.ndarray, child_end: np.ndarray, token_nodes: np.ndarray,
             token_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                             np.ndarray]:  # pragma: no cover - compiled
@@ -79,19 +99,7 @@ def _layout(child_start: np.ndarray, child_end: np.ndarray, token_nodes: np.ndar
             stack[sp] = c
             dstack[sp] = depth[k - 1] + 1
             sp += 1
-    # subtree end: the next node at the same or a shallower depth
-    skip = np.empty(n, np.int32)
-    open_at = np.empty(n + 1, np.int32)
-    top = 0
-    for i in range(n):
-        while top > 0 and depth[open_at[top - 1]] >= depth[i]:
-            top -= 1
-            skip[open_at[top]] = i
-        open_at[top] = i
-        top += 1
-    while top > 0:
-        top -= 1
-        skip[open_at[top]] = n
+    skip = _subtree_ends(depth)
     ptr = np.zeros(n + 1, np.int32)
     for j in range(token_nodes.shape[0]):
         ptr[pos[token_nodes[j]] + 1] += 1
@@ -216,17 +224,7 @@ def _compressed_layout(child: np.ndarray, rep: np.ndarray, comp_of: np.ndarray, 
                 stack[sp] = w
                 dstack[sp] = out_depth[k - 1] + 1
                 sp += 1
-    skip = np.empty(count, np.int32)
-    top = 0
-    for i in range(count):
-        while top > 0 and out_depth[stack[top - 1]] >= out_depth[i]:
-            top -= 1
-            skip[stack[top]] = i
-        stack[top] = i
-        top += 1
-    while top > 0:
-        top -= 1
-        skip[stack[top]] = count
+    skip = _subtree_ends(out_depth)
     ptr = np.zeros(count + 1, np.int32)
     for i in range(n):
         ptr[pos[comp_of[i]] + 1] += tok_ptr[i + 1] - tok_ptr[i]
@@ -493,18 +491,7 @@ def _restrict(depth: np.ndarray, skip: np.ndarray, tok_ptr: np.ndarray, tok_ids:
             old[k] = i
             new_depth[k] = depth[i]
             k += 1
-    new_skip = np.empty(count, np.int32)
-    stack = np.empty(count + 1, np.int32)
-    top = 0
-    for i in range(count):
-        while top > 0 and new_depth[stack[top - 1]] >= new_depth[i]:
-            top -= 1
-            new_skip[stack[top]] = i
-        stack[top] = i
-        top += 1
-    while top > 0:
-        top -= 1
-        new_skip[stack[top]] = count
+    new_skip = _subtree_ends(new_depth)
     ptr = np.zeros(count + 1, np.int32)
     for i in range(count):
         c = 0
