@@ -454,11 +454,12 @@ class SchemaCompiler:
     # -- plain schemas (no combinators) -------------------------------------------------------
     def _compile_plain(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
         excluded_strings: list[str] = []
-        removed_types: set[str] | None = set()
+        removed_types: set[str] = set()
         if "not" in schema:
-            removed_types, excluded_strings = self._negation(schema, ctx)
-            if removed_types is None:
+            negated, excluded_strings = self._negation(schema, ctx)
+            if negated is None:
                 return NOTHING
+            removed_types = negated
         for key in ("if", "then", "else", "contains", "minContains", "maxContains"):
             if key in ("contains", "minContains") and self._simple_contains(schema):
                 continue

@@ -136,7 +136,7 @@ class GrammarBuilder:
         tail: Piece
         if hi is None:
             name = self.new_rule("star")
-            self.rules[name] = [(), *([s] for s in [name])]  # placeholder, replaced below
+            self.rules[name] = [(), (name,)]  # placeholder (recursion), replaced below
             body = self._symbols(p)
             assert body is not None
             self.rules[name] = [(), (name, *body)]
@@ -181,11 +181,11 @@ class GrammarBuilder:
         start_name = "start"
         all_rules = dict(self.rules)
         start_syms = self._symbols(start)
-        all_rules[start_name] = [start_syms] if start_syms is not None else []
+        all_rules[start_name] = [tuple(start_syms)] if start_syms is not None else []
         for name, alts in all_rules.items():
             rules[name] = Rule(name, tuple(tuple(sym(s) for s in a) for a in alts))
-        for name, alts in extra.items():
-            rules[name] = Rule(name, tuple(alts))  # type: ignore[arg-type]
+        for name, names in extra.items():
+            rules[name] = Rule(name, tuple(names))  # type: ignore[arg-type]
         lex = {n: Lexeme(n, node) for n, node in lex_nodes.items()}
         return Grammar(rules=rules, lexemes=lex, start=start_name, meta=dict(meta or {}))
 
