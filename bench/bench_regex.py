@@ -101,9 +101,8 @@ class Ours(Engine):
 
     def clear_caches(self) -> None:
         from constrained.automata import regex_syntax
-        from constrained.masks import trie
 
-        trie._COMPRESSED_CACHE._items.clear()  # class-compressed tries are per partition
+        # class-compressed tries live on the compiled constraint; the parse is cached per process
         regex_syntax._parse_cached.cache_clear()  # every repetition parses the pattern again
 
     def matcher(self, c: Any) -> Any:
