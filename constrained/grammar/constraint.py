@@ -34,8 +34,8 @@ class GrammarConstraint(Constraint):
         self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits)
         self.trie = TokenTrie.for_vocab(vocab)
         self._walk_trie: PreorderTrie | None = None
-        # per lexer DFA (kept alive by the compiled grammar's modes): slice checks
-        self._levels: dict[int, SliceLevels] = {}
+        # per lexer DFA (one per grammar, or one per mode): slice checks
+        self._levels: dict[LazyDFA, SliceLevels] = {}
         _ = self.trie.slices  # built once per vocabulary
         self.n_words = bitmask_words(vocab.logit_width)
 
@@ -61,9 +61,9 @@ class GrammarConstraint(Constraint):
 
     def _slice_levels(self, dfa: LazyDFA) -> SliceLevels:
         """The slice check of one lexer DFA (one per grammar, or one per mode)."""
-        found = self._levels.get(id(dfa))
+        found = self._levels.get(dfa)
         if found is None:
-            found = self._levels[id(dfa)] = SliceLevels(dfa)  # benign race
+            found = self._levels[dfa] = SliceLevels(dfa)  # benign race
         return found
 
     def matcher(self, max_rollback: int | None = None) -> GrammarMatcher:
