@@ -153,9 +153,7 @@ class RegexConstraint(Constraint):
             level = self._slice_levels(state)
             pre = self.trie.slices.tries[level]
         words, nodes, states, visited = walk_tokens(pre, self.dfa, state, self._n_words)
-        if level:
-            sw = self.trie.slices.words[level]
-            np.bitwise_or(words[: sw.shape[0]], sw.view(np.int32), out=words[: sw.shape[0]])
+        self.trie.slices.add_to(words, level)
         if self._walk_pre is None and self._compressible:
             with self._lock:
                 object.__setattr__(self, "_byte_visits", self._byte_visits + visited)

@@ -83,9 +83,7 @@ class GrammarConstraint(Constraint):
                 level = self._slice_levels(state.mode.dfa)(state.q)
                 trie = self.trie.slices.tries[level]
             words = allowed_token_words(self.compiled, trie, state, self.n_words)
-            if level:
-                sw = self.trie.slices.words[level].view(np.int32)
-                np.bitwise_or(words[: sw.shape[0]], sw, out=words[: sw.shape[0]])
+            self.trie.slices.add_to(words, level)
             words.setflags(write=False)
             cache[key] = words
         return words  # type: ignore[return-value]

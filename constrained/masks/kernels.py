@@ -114,6 +114,15 @@ def _layout(child_start: np.ndarray, child_end: np.ndarray, token_nodes: np.ndar
     return order, depth, skip, ptr, ids
 
 
+def _frozen(fingerprint: str, byte: np.ndarray, depth: np.ndarray, skip: np.ndarray,
+            ptr: np.ndarray, ids: np.ndarray, node_of_token: np.ndarray,
+            max_depth: int) -> PreorderTrie:
+    """A :class:`PreorderTrie` of these arrays, made read-only."""
+    for a in (byte, depth, skip, ptr, ids, node_of_token):
+        a.setflags(write=False)
+    return PreorderTrie(fingerprint, byte, depth, skip, ptr, ids, node_of_token, max_depth)
+
+
 def warm_up() -> None:
     """Load (or compile, the first time on a machine) every kernel on a tiny input.
 
@@ -158,10 +167,8 @@ def preorder_trie(trie: Any) -> PreorderTrie:
     pos[order] = np.arange(order.shape[0], dtype=np.int32)
     level = trie.node_of_token
     node_of_token = np.where(level >= 0, pos[np.maximum(level, 0)], -1).astype(np.int32)
-    for a in (byte, depth, skip, ptr, ids, node_of_token):
-        a.setflags(write=False)
-    return PreorderTrie(trie.fingerprint, byte, depth, skip, ptr, ids, node_of_token,
-                        int(depth.max()) if depth.size else 0)
+    return _frozen(trie.fingerprint, byte, depth, skip, ptr, ids, node_of_token,
+                   int(depth.max()) if depth.size else 0)
 
 
 @njit(cache=True, nogil=True)
@@ -268,11 +275,9 @@ def compress_preorder(pre: PreorderTrie, class_of: np.ndarray) -> PreorderTrie:
                                                           pre.tok_ids)
     old = pre.node_of_token
     node_of_token = np.where(old >= 0, pos[comp_of[np.maximum(old, 0)]], -1).astype(np.int32)
-    for a in (byte, depth, skip, ptr, ids, node_of_token):
-        a.setflags(write=False)
     tag = hashlib.sha1(cls.tobytes()).hexdigest()[:16]
-    return PreorderTrie(f"{pre.fingerprint}/{tag}", byte, depth, skip, ptr, ids, node_of_token,
-                        pre.max_depth)
+    return _frozen(f"{pre.fingerprint}/{tag}", byte, depth, skip, ptr, ids, node_of_token,
+                   pre.max_depth)
 
 
 @njit(cache=True, nogil=True)
@@ -520,10 +525,8 @@ def restrict_preorder(pre: PreorderTrie, keep: np.ndarray, tag: str) -> Preorder
     pos[old] = np.arange(old.shape[0], dtype=np.int32)
     node_of_token = np.where(keep_b & (pre.node_of_token >= 0),
                              pos[np.maximum(pre.node_of_token, 0)], -1).astype(np.int32)
-    for a in (byte, depth, skip, ptr, ids, node_of_token):
-        a.setflags(write=False)
-    return PreorderTrie(f"{pre.fingerprint}|{tag}", byte, depth, skip, ptr, ids, node_of_token,
-                        pre.max_depth)
+    return _frozen(f"{pre.fingerprint}|{tag}", byte, depth, skip, ptr, ids, node_of_token,
+                   pre.max_depth)
 
 
 @njit(cache=True, nogil=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .bitmask import bool_to_bitmask
 from .kernels import PreorderTrie, _slice_of_tokens, restrict_preorder
 
 __all__ = ["SLICE_BOUNDS", "SLICE_BYTES", "SliceLevels", "TokenSlices", "build_slices"]
@@ -31,11 +32,18 @@ _MAX_DEPTH = 256
 
 @dataclass(frozen=True, eq=False)
 class TokenSlices:
-    """``words[k]``: bitmask (uint32) of the tokens of slices 1..k (k = 1..3; ``words[0]``
+    """``words[k]``: int32 bitmask of the tokens of slices 1..k (k = 1..3; ``words[0]``
     empty); ``tries[k]``: the trie without those tokens (``tries[0]`` the full trie)."""
 
     words: tuple[np.ndarray, ...]
     tries: tuple[PreorderTrie, ...]
+
+    def add_to(self, words: np.ndarray, level: int) -> None:
+        """OR the tokens of slices 1..``level`` into the int32 bitmask row ``words``."""
+        if level:
+            sw = self.words[level]
+            n = min(sw.shape[0], words.shape[0])
+            np.bitwise_or(words[:n], sw[:n], out=words[:n])
 
 
 def build_slices(pre: PreorderTrie) -> TokenSlices:
@@ -45,14 +53,11 @@ def build_slices(pre: PreorderTrie) -> TokenSlices:
     n_vocab = pre.node_of_token.shape[0]
     which = _slice_of_tokens(pre.byte, pre.depth, pre.tok_ptr, pre.tok_ids, in_set,
                              np.asarray(SLICE_BOUNDS, dtype=np.int32), n_vocab)
-    n_words = (n_vocab + 31) // 32
-    words: list[np.ndarray] = [np.zeros(n_words, dtype=np.uint32)]
+    words: list[np.ndarray] = [bool_to_bitmask(np.zeros(n_vocab, dtype=bool))]
     tries: list[PreorderTrie] = [pre]
     for k in (1, 2, 3):
         member = (which >= 1) & (which <= k)
-        bits = np.zeros(n_words * 32, dtype=bool)
-        bits[:n_vocab] = member
-        w = np.packbits(bits, bitorder="little").view("<u4").astype(np.uint32)
+        w = bool_to_bitmask(member)
         w.setflags(write=False)
         words.append(w)
         tries.append(restrict_preorder(pre, ~member, f"slices>{k}"))
