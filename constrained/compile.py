@@ -1,7 +1,8 @@
 """Regular constraints: a regex (or byte AST, or list of choices) compiled against a vocabulary.
 
-The automaton is one :class:`~constrained.automata.dfa.LazyDFA`; a matcher's state is a
-DFA state id. The first time a state is seen, one trie walk gives every token's end
+The automaton is a :class:`~constrained.automata.literals.TrieDFA` for small finite
+languages (choices, word alternations) and a :class:`~constrained.automata.dfa.LazyDFA`
+otherwise; a matcher's state is a DFA state id. The first time a state is seen, one trie walk gives every token's end
 state; the allowed-token bitmask and the (token id -> end state) table are cached per
 state on the compiled constraint, so later masks are a copy and advances a lookup.
 Compiled constraints are cached per (pattern, flags, vocabulary fingerprint, limits).
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .automata.ast import Node, alt, literal
+from .automata.dfa import TableDFA
 from .errors import CompileError
 from .masks.bitmask import bitmask_words
 from .masks.kernels import (
@@ -93,17 +95,13 @@ class RegexConstraint(Constraint):
 
     def __init__(self, node: Node, vocab: Vocabulary, limits: Any = None,
                  source: str | None = None) -> None:
-        from .automata.dfa import LazyDFA
-
         self.vocab = vocab
         self.node = node
         self.source = source
-        self.dfa = LazyDFA([node], limits)
+        self.dfa: TableDFA = _automaton(node, limits)
         if self.dfa.start <= 0:
             where = f" {source!r}" if source is not None else ""
             raise CompileError(f"the constraint{where} matches no string at all")
-        if self.dfa.nfa.n_states <= _EAGER_NFA_STATES:
-            self.dfa.explore_small(_EAGER_DFA_STATES)
         self.trie = TokenTrie.for_vocab(vocab)
         # the trie compressed by the DFA's byte classes, once byte-trie walks cost more
         self._walk_pre: PreorderTrie | None = None
@@ -182,6 +180,21 @@ class RegexConstraint(Constraint):
             if state <= 0:
                 return 0
         return state
+
+
+def _automaton(node: Node, limits: Any) -> TableDFA:
+    """The DFA of a constraint: the complete trie of a small finite language (choices,
+    alternations of words), else a lazy DFA, determinised at once when it is small."""
+    from .automata.dfa import LazyDFA
+    from .automata.literals import literal_dfa
+
+    trie = literal_dfa(node, limits)
+    if trie is not None:
+        return trie
+    dfa = LazyDFA([node], limits)
+    if dfa.start > 0 and dfa.nfa.n_states <= _EAGER_NFA_STATES:
+        dfa.explore_small(_EAGER_DFA_STATES)
+    return dfa
 
 
 class RegexMatcher(Matcher[int]):

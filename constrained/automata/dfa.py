@@ -27,7 +27,141 @@ _SMALL = 16  # up to this many NFA byte states, a row is grouped in plain Python
 _SMALL_INTERN = 64  # up to this many NFA states, a new state's records are built in Python
 
 
-class LazyDFA:
+class TableDFA:
+    """Queries shared by every table-driven byte DFA (lazy or complete).
+
+    Subclasses set ``start``, ``n_classes``, ``_class_of`` (intp[256]), ``_class_of32``,
+    ``_class_bytes`` (the bytes of each class), ``_table`` (``int32[capacity,
+    n_classes]``, -1 = row not computed, 0 = dead), ``_accepting`` and ``_lock``, and
+    override ``_expand`` when rows are computed on demand.
+    """
+
+    start: int
+    n_classes: int
+    _class_of: np.ndarray
+    _class_of32: np.ndarray
+    _class_bytes: list[np.ndarray]
+    _table: np.ndarray
+    _accepting: np.ndarray
+    _lock: threading.RLock
+
+    @property
+    def n_states(self) -> int:
+        """States created so far (including the dead state 0)."""
+        raise NotImplementedError
+
+    def _expand(self, state: int) -> None:
+        """Compute the row of ``state`` (a complete table has none to compute)."""
+
+    @property
+    def class_of(self) -> np.ndarray:
+        """Byte -> equivalence class (read-only copy)."""
+        return self._class_of.copy()
+
+    @property
+    def accepting(self) -> np.ndarray:
+        """bool[n_states]: accepting flag of every state created so far (a view)."""
+        return self._accepting[: self.n_states]
+
+    def kernel_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(transition table ``int32[capacity, n_classes]``, byte -> class ``int32[256]``,
+        accepting flags ``bool[capacity]``) for compiled walks; -1 marks a row not computed
+        yet (:meth:`expand` it and re-read: growth reallocates the arrays, so the three are
+        read together under the lock). Callers must not write to them."""
+        with self._lock:
+            return self._table, self._class_of32, self._accepting
+
+    def expand(self, state: int) -> None:
+        """Compute the transition row of ``state`` if it is not known yet."""
+        self._expand(state)
+
+    def step(self, state: int, byte: int) -> int:
+        """Successor of ``state`` on ``byte`` (0 = dead)."""
+        cls = self._class_of[byte]
+        t = self._table[state, cls]
+        if t < 0:
+            self._expand(state)
+            t = self._table[state, cls]
+        return int(t)
+
+    def step_many(self, states: np.ndarray, bytes_: np.ndarray) -> np.ndarray:
+        """Vectorised ``step``: ``int32[n]`` successors of ``states[i]`` on ``bytes_[i]``.
+
+        One flat ``take`` on the table; rows still unknown are expanded (once per unique
+        state) and the lookup repeated.
+        """
+        if isinstance(bytes_, (bytes, bytearray, memoryview)):
+            bytes_ = np.frombuffer(bytes_, dtype=np.uint8)
+        cls = self._class_of32[np.asarray(bytes_)]
+        states = np.asarray(states)
+        table = self._table
+        idx: np.ndarray
+        if states.dtype == np.int32 and table.size < 2**31:
+            idx = states * np.int32(self.n_classes)
+        else:
+            idx = states.astype(np.int64) * self.n_classes
+        idx += cls
+        out = table.reshape(-1).take(idx)
+        n = len(out)
+        if n and (min(out.tolist()) if n <= 16 else int(np.minimum.reduce(out))) < 0:
+            for s in np.unique(states[out < 0]).tolist():
+                self._expand(int(s))
+            out = self._table.reshape(-1).take(idx)
+        return out
+
+    def transitions(self, state: int) -> np.ndarray:
+        """``int32[n_classes]``: successor of ``state`` for every byte class."""
+        if self._table[state, 0] < 0:
+            self._expand(state)
+        return self._table[state].copy()
+
+    def byte_transitions(self, state: int) -> np.ndarray:
+        """``int32[256]``: successor of ``state`` for every byte."""
+        return self.transitions(state)[self._class_of]
+
+    def walk(self, state: int, data: bytes) -> int:
+        """State after ``data`` from ``state`` (0 as soon as it dies)."""
+        for b in data:
+            state = self.step(state, b)
+            if state == DEAD:
+                return DEAD
+        return state
+
+    def matches(self, data: bytes) -> bool:
+        """Does the union language contain ``data``?"""
+        return self.is_accepting(self.walk(self.start, data))
+
+    def is_accepting(self, state: int) -> bool:
+        return bool(self._accepting[state])
+
+    def is_accepting_many(self, states: np.ndarray) -> np.ndarray:
+        """bool[n]: accepting flags of ``states``."""
+        return self._accepting[np.asarray(states, dtype=np.intp)]
+
+    def forced_bytes(self, state: int) -> bytes:
+        """The bytes every continuation from ``state`` must start with.
+
+        Stops at an accepting state (the output may end there) or where more than one
+        byte is possible.
+        """
+        out = bytearray()
+        seen = {state}
+        class_bytes = self._class_bytes
+        while state != DEAD and not self._accepting[state]:
+            row = self.transitions(state)
+            alive = np.flatnonzero(row != DEAD)
+            if len(alive) != 1 or len(class_bytes[alive[0]]) != 1:
+                break
+            out.append(int(class_bytes[alive[0]][0]))
+            state = int(row[alive[0]])
+            if state in seen:
+                break
+            seen.add(state)
+        return bytes(out)
+
+
+
+class LazyDFA(TableDFA):
     """Deterministic automaton for the union of ``nodes`` (lexeme ``i`` = ``nodes[i]``).
 
     State 0 is dead; ``start`` is the initial state (0 if the language is empty). Every
@@ -45,6 +179,7 @@ class LazyDFA:
         self._class_of = nfa.class_of.astype(np.intp)
         self._class_of32 = nfa.class_of.astype(np.int32)
         self.n_classes = nfa.n_classes
+        self._class_bytes = nfa.class_bytes
         cap = 64
         self._table = np.full((cap, self.n_classes), -1, dtype=np.int32)
         self._table[DEAD] = DEAD
@@ -245,96 +380,10 @@ class LazyDFA:
                 self._starts[lexemes] = hit
         return hit
 
-    # --- queries ----------------------------------------------------------------------
     @property
     def n_states(self) -> int:
         """States created so far (including the dead state 0)."""
         return len(self._sets)
-
-    @property
-    def class_of(self) -> np.ndarray:
-        """Byte -> equivalence class (read-only copy)."""
-        return self._class_of.copy()
-
-    @property
-    def accepting(self) -> np.ndarray:
-        """bool[n_states]: accepting flag of every state created so far (a view)."""
-        return self._accepting[: self.n_states]
-
-    def kernel_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(transition table ``int32[capacity, n_classes]``, byte -> class ``int32[256]``,
-        accepting flags ``bool[capacity]``) for compiled walks; -1 marks a row not computed
-        yet (:meth:`expand` it and re-read: growth reallocates the arrays, so the three are
-        read together under the lock). Callers must not write to them."""
-        with self._lock:
-            return self._table, self._class_of32, self._accepting
-
-    def expand(self, state: int) -> None:
-        """Compute the transition row of ``state`` if it is not known yet."""
-        self._expand(state)
-
-    def step(self, state: int, byte: int) -> int:
-        """Successor of ``state`` on ``byte`` (0 = dead)."""
-        cls = self._class_of[byte]
-        t = self._table[state, cls]
-        if t < 0:
-            self._expand(state)
-            t = self._table[state, cls]
-        return int(t)
-
-    def step_many(self, states: np.ndarray, bytes_: np.ndarray) -> np.ndarray:
-        """Vectorised ``step``: ``int32[n]`` successors of ``states[i]`` on ``bytes_[i]``.
-
-        One flat ``take`` on the table; rows still unknown are expanded (once per unique
-        state) and the lookup repeated.
-        """
-        if isinstance(bytes_, (bytes, bytearray, memoryview)):
-            bytes_ = np.frombuffer(bytes_, dtype=np.uint8)
-        cls = self._class_of32[np.asarray(bytes_)]
-        states = np.asarray(states)
-        table = self._table
-        idx: np.ndarray
-        if states.dtype == np.int32 and table.size < 2**31:
-            idx = states * np.int32(self.n_classes)
-        else:
-            idx = states.astype(np.int64) * self.n_classes
-        idx += cls
-        out = table.reshape(-1).take(idx)
-        n = len(out)
-        if n and (min(out.tolist()) if n <= 16 else int(np.minimum.reduce(out))) < 0:
-            for s in np.unique(states[out < 0]).tolist():
-                self._expand(int(s))
-            out = self._table.reshape(-1).take(idx)
-        return out
-
-    def transitions(self, state: int) -> np.ndarray:
-        """``int32[n_classes]``: successor of ``state`` for every byte class."""
-        if self._table[state, 0] < 0:
-            self._expand(state)
-        return self._table[state].copy()
-
-    def byte_transitions(self, state: int) -> np.ndarray:
-        """``int32[256]``: successor of ``state`` for every byte."""
-        return self.transitions(state)[self._class_of]
-
-    def walk(self, state: int, data: bytes) -> int:
-        """State after ``data`` from ``state`` (0 as soon as it dies)."""
-        for b in data:
-            state = self.step(state, b)
-            if state == DEAD:
-                return DEAD
-        return state
-
-    def matches(self, data: bytes) -> bool:
-        """Does the union language contain ``data``?"""
-        return self.is_accepting(self.walk(self.start, data))
-
-    def is_accepting(self, state: int) -> bool:
-        return bool(self._accepting[state])
-
-    def is_accepting_many(self, states: np.ndarray) -> np.ndarray:
-        """bool[n]: accepting flags of ``states``."""
-        return self._accepting[np.asarray(states, dtype=np.intp)]
 
     def accepting_lexemes(self, state: int) -> tuple[int, ...]:
         """Indices of the lexemes that accept in ``state`` (sorted)."""
@@ -343,27 +392,6 @@ class LazyDFA:
     def live_lexemes(self, state: int) -> tuple[int, ...]:
         """Indices of the lexemes still alive in ``state`` (accepting now or later)."""
         return self._live_lex[state]
-
-    def forced_bytes(self, state: int) -> bytes:
-        """The bytes every continuation from ``state`` must start with.
-
-        Stops at an accepting state (the output may end there) or where more than one
-        byte is possible.
-        """
-        out = bytearray()
-        seen = {state}
-        class_bytes = self.nfa.class_bytes
-        while state != DEAD and not self._accepting[state]:
-            row = self.transitions(state)
-            alive = np.flatnonzero(row != DEAD)
-            if len(alive) != 1 or len(class_bytes[alive[0]]) != 1:
-                break
-            out.append(int(class_bytes[alive[0]][0]))
-            state = int(row[alive[0]])
-            if state in seen:
-                break
-            seen.add(state)
-        return bytes(out)
 
 
 def _group_columns(sub: np.ndarray) -> list[tuple[int, np.ndarray]]:

@@ -74,6 +74,9 @@ def _parse_cached(pattern: str, flags: int) -> Node:
     items = list(parsed)
     try:
         lowering.check(items, global_flags, at_start=True, at_end=True)
+        # what may follow an item matters only to possessive repeats (found by check)
+        lowering.track_follow = any(kind == "possessive quantifier"
+                                    for kind, _ in lowering.item_pos.values())
         return lowering.seq(items, _effective(global_flags), follow=0)
     except RecursionError:
         raise ConstraintTooComplex(f"regex {pattern[:80]!r}... is nested too deeply") from None
@@ -170,6 +173,7 @@ class _Lowering:
         self.item_pos: dict[int, tuple[str, int]] = {}
         self.first_cache: dict[int, tuple[int, bool]] = {}
         self.first_keep: list[Node] = []  # keeps ids in first_cache valid
+        self.track_follow = True
 
     # --- errors ---------------------------------------------------------------------
     def _occurrence(self, kind: str) -> tuple[str, int]:
@@ -307,8 +311,9 @@ class _Lowering:
             if node is EMPTY:
                 continue
             out.append(node)
-            bits, nullable = self.first(node)
-            follow = bits | follow if nullable else bits
+            if self.track_follow:
+                bits, nullable = self.first(node)
+                follow = bits | follow if nullable else bits
         out.reverse()
         if not out:
             return EMPTY

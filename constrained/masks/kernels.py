@@ -287,9 +287,11 @@ def _walk(table: np.ndarray, class_of: np.ndarray, byte: np.ndarray, depth: np.n
           m: int, visited: int) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """Walk from preorder node ``i`` on; ``stack[d]`` = state at depth ``d`` (``stack[0]``
     the start). Live nodes and their states go to ``out_*[m:]`` (ascending), the bits of
-    their tokens into ``words``. Returns (``n`` when done, else ``-(i + 1)`` for an
-    unknown transition at node ``i``; live nodes written; nodes visited)."""
+    their tokens into ``words``. Returns (``n`` when done, ``-(i + 1)`` for an unknown
+    transition at node ``i``, or ``i`` itself when the output buffers are full; live nodes
+    written; nodes visited)."""
     n = byte.shape[0]
+    cap = out_nodes.shape[0]
     while i < n:
         d = depth[i]
         t = table[stack[d - 1], class_of[byte[i]]]
@@ -299,6 +301,8 @@ def _walk(table: np.ndarray, class_of: np.ndarray, byte: np.ndarray, depth: np.n
                 return -(i + 1), m, visited
             i = skip[i]
             continue
+        if m == cap:
+            return i, m, visited - 1
         stack[d] = t
         out_nodes[m] = i
         out_states[m] = t
@@ -310,32 +314,47 @@ def _walk(table: np.ndarray, class_of: np.ndarray, byte: np.ndarray, depth: np.n
     return n, m, visited
 
 
+# live-node buffers of a walk start this small and grow 4x when full: most walks keep a
+# few hundred nodes, and two trie-sized buffers per mask cost ~2 us of allocation
+_WALK_BUFFER = 1024
+
+
 def walk_tokens(pre: PreorderTrie, dfa: Any, state: int, n_words: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Every token whose bytes keep ``dfa`` alive from ``state``.
 
     Returns (bitmask words ``int32[n_words]``, live nodes (ascending preorder ids), the
     state at each, nodes visited); token ``t``'s end state is the state of node
-    ``pre.node_of_token[t]``. ``dfa`` is a LazyDFA: unknown rows are expanded on the way.
+    ``pre.node_of_token[t]``. ``dfa`` is a table DFA: unknown rows of a LazyDFA are
+    expanded on the way.
     """
     words = np.zeros(n_words, dtype=np.uint32)
     if state <= 0:
         empty = np.zeros(0, dtype=np.int32)
         return words.view(np.int32), empty, empty.copy(), 0
-    out_nodes = np.empty(pre.n_nodes, dtype=np.int32)
-    out_states = np.empty(pre.n_nodes, dtype=np.int32)
+    cap = min(_WALK_BUFFER, pre.n_nodes)
+    out_nodes = np.empty(cap, dtype=np.int32)
+    out_states = np.empty(cap, dtype=np.int32)
     stack = np.empty(pre.max_depth + 1, dtype=np.int32)
     stack[0] = state
     i, m, visited = 1, 0, 0
+    n = pre.n_nodes
     while True:
         table, class_of, _ = dfa.kernel_view()
         i, m, visited = _walk(table, class_of, pre.byte, pre.depth, pre.skip, pre.tok_ptr,
                               pre.tok_ids, words, out_nodes, out_states, stack, i, m, visited)
-        if i >= 0:
+        if i == n:
             break
-        i = -i - 1
-        dfa.expand(int(stack[pre.depth[i] - 1]))
-    return words.view(np.int32), out_nodes[:m].copy(), out_states[:m].copy(), visited
+        if i < 0:
+            i = -i - 1
+            dfa.expand(int(stack[pre.depth[i] - 1]))
+        else:  # buffers full
+            cap = min(4 * cap, n)
+            out_nodes = np.concatenate([out_nodes, np.empty(cap - m, dtype=np.int32)])
+            out_states = np.concatenate([out_states, np.empty(cap - m, dtype=np.int32)])
+    if m < cap // 2:
+        return words.view(np.int32), out_nodes[:m].copy(), out_states[:m].copy(), visited
+    return words.view(np.int32), out_nodes[:m], out_states[:m], visited
 
 
 def end_state(pre: PreorderTrie, nodes: np.ndarray, states: np.ndarray, token_id: int) -> int:
