@@ -107,7 +107,8 @@ class RegexConstraint(Constraint):
         self._walk_pre: PreorderTrie | None = None
         self._compressible = self.dfa.n_classes <= MAX_COMPRESS_CLASSES
         self._byte_visits = 0
-        self._slice_levels = SliceLevels(self.dfa)  # DFA state -> slices allowed wholesale
+        # DFA state -> slices allowed wholesale
+        self._slice_levels = SliceLevels(self.dfa, self.trie.slices.longest)
         _ = self.trie.slices  # built once per vocabulary
         self._n_words = bitmask_words(vocab.logit_width)
         self._states: dict[int, StateMasks] = {}

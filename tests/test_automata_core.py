@@ -7,6 +7,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from constrained.automata import DEAD, LazyDFA, parse_regex
 
@@ -154,3 +156,19 @@ def test_union_of_lexeme_nfas_equals_nfa_of_union() -> None:
         for dfa in (whole, parts):
             q = dfa.walk(dfa.start, data)
             assert (dfa.accepting_lexemes(q) if q > 0 else ()) == expected, text
+
+
+@settings(max_examples=120, deadline=None)
+@given(lo=st.integers(0, 6), extra=st.integers(0, 6), before=st.sampled_from(["", "x", "a?"]),
+       after=st.sampled_from(["", "y", "[ab]{0,2}z"]),
+       probes=st.lists(st.text(alphabet="abxyz", max_size=16), max_size=30))
+def test_bounded_byte_set_repeats_match_python_re(lo: int, extra: int, before: str, after: str,
+                                                  probes: list[str]) -> None:
+    """``[set]{lo,hi}`` is laid out in bulk by the NFA builder (``repeat_bytes``); the
+    language must be Python's, whatever surrounds it."""
+    pattern = f"{before}[ab]{{{lo},{lo + extra}}}{after}"
+    dfa = LazyDFA([parse_regex(pattern)])
+    samples = probes + ["a" * n for n in range(lo + extra + 2)] + \
+        [before.rstrip("?") + "ab" * n + after[-1:] for n in range(5)]
+    for text in samples:
+        assert dfa.matches(text.encode()) == bool(re.fullmatch(pattern, text)), (pattern, text)

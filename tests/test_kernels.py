@@ -137,7 +137,7 @@ def test_dead_start_state_is_empty(load_vocab) -> None:
 
 
 # ------------------------------------------------------------------------------ slices
-_SLICE_PATTERNS = [r'"[^"\\]*"', r"[ -~]{0,20}x", r"[a-z ]*\.", r'\{"k": "[^"\\\x00-\x1f]{0,40}"\}',
+_SLICE_PATTERNS = [r'"[^"\\]*"', r'"[^"\\]{0,300}"', r"[ -~]{0,20}x", r"[a-z ]*\.", r'\{"k": "[^"\\\x00-\x1f]{0,40}"\}',
                    r"#[^\n]*\n"]
 
 
@@ -152,7 +152,9 @@ def test_slices_allowed_wholesale_are_exact(load_vocab, pattern: str) -> None:
     trie = TokenTrie.for_vocab(vocab)
     constraint = RegexConstraint(parse_regex(pattern), vocab)
     dfa = constraint.dfa
-    levels = SliceLevels(dfa)
+    levels = SliceLevels(dfa, trie.slices.longest)
+    for prefix in (b'"', b'"ab c', b'"' + b"x" * 50, b"#", b"ab"):  # lazy DFAs: make states
+        dfa.walk(dfa.start, prefix)
     seen_levels = set()
     sliced = 0
     allowed_set = set(SLICE_BYTES)

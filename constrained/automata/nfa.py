@@ -5,7 +5,8 @@ successors, stored CSR) and one accept state per lexeme. The builder works right
 in continuation-passing style (``build(node, next_state)``) and memoises on
 ``(node identity, next_state)``, so the interned UTF-8 sub-trees of a character class
 share states. Counted repetition expands copies; the size is capped by
-``Limits.max_nfa_states`` (estimated before building, so blow-ups fail at once).
+``Limits.max_nfa_states`` (estimated once the NFA passes 16k states, so blow-ups fail
+early).
 Intersection/complement (``And``/``Not``) are determinised through a small product DFA
 and embedded as a fragment. Trimming marks the states that can reach acceptance; closures
 only ever contain those, so every non-empty DFA state is live.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -22,6 +24,11 @@ from .ast import Alt, And, ByteSet, Concat, Node, Not, Repeat
 from .limits import DEFAULT_LIMITS, Deadline, Limits
 
 KIND_BYTE, KIND_EPS, KIND_ACCEPT = 0, 1, 2
+# the size estimate runs once an NFA has this many states (most never get there): up
+# front it cost ~40% of building the typical 2-3k-state schema NFA; this late, a
+# hopeless pattern still fails after ~20 ms of building instead of at the limit
+_ESTIMATE_AFTER = 16_384
+_NO_EPS: list[int] = []  # shared by every byte state (never mutated)
 
 
 @dataclass
@@ -130,6 +137,25 @@ class _Builder:
         self.templates: dict[int, tuple[int, int, int, int]] = {}
         self.nonempty_memo: dict[int, Node | None] = {}
         self.current_lexeme = 0
+        self.roots: Sequence[Node] = ()  # every lexeme, for the size estimate
+        self.estimated = False
+
+    def check_estimate(self) -> None:
+        """Once the NFA is big, estimate its final size and fail now if it is hopeless
+        (counted repetitions multiply), instead of building to the limit first."""
+        if self.estimated:
+            return
+        self.estimated = True
+        memo: dict[int, int] = {}
+        flat: dict[int, bool] = {}
+        sizes: dict[int, int] = {}
+        estimate = sum(_estimate(n, memo, flat, sizes) for n in self.roots)
+        # The estimate counts shared UTF-8 sub-trees per use, so allow some slack.
+        if estimate > 4 * self.limits.max_nfa_states:
+            raise ConstraintTooComplex(
+                f"regex NFA would need about {estimate} states, over the limit of "
+                f"{self.limits.max_nfa_states} (Limits.max_nfa_states); counted repetitions "
+                "multiply")
 
     def new(self, kind: int, label: int = -1, succ: int = -1, eps: list[int] | None = None) -> int:
         s = len(self.kind)
@@ -138,6 +164,8 @@ class _Builder:
                 f"regex NFA exceeds {self.limits.max_nfa_states} states (Limits.max_nfa_states)")
         if s & 0xFFF == 0:
             self.deadline.check()
+            if s >= _ESTIMATE_AFTER:
+                self.check_estimate()
         self.kind.append(kind)
         self.label.append(label)
         self.succ.append(succ)
@@ -151,7 +179,16 @@ class _Builder:
             idx = len(self.labels)
             self.labels.append(bits)
             self.label_index[bits] = idx
-        return self.new(KIND_BYTE, idx, nxt)
+        s = len(self.kind)
+        if s & 0xFFF == 0 or s >= self.limits.max_nfa_states:
+            return self.new(KIND_BYTE, idx, nxt)  # the checks, once in 4096 states
+        # inlined ``new``: byte states are most of an NFA
+        self.kind.append(KIND_BYTE)
+        self.label.append(idx)
+        self.succ.append(nxt)
+        self.eps.append(_NO_EPS)
+        self.lexeme.append(self.current_lexeme)
+        return s
 
     def build(self, node: Node, nxt: int) -> int:
         """Entry state of a fragment matching ``node`` then continuing at ``nxt``."""
@@ -174,8 +211,9 @@ class _Builder:
             entry = self.boolean(node, nxt)
         else:
             raise TypeError(f"not a regex AST node: {node!r}")
+        # ``node`` needs no keep-alive here: it is reachable from the roots, or from a
+        # node this builder keeps (``nonempty``, templates), so its id stays unique
         self.memo[key] = entry
-        self.keep.append(node)
         return entry
 
     def repeat(self, node: Repeat, nxt: int) -> int:
@@ -188,6 +226,8 @@ class _Builder:
             nonempty = self.nonempty(item)
             if nonempty is not None:
                 item, lo = nonempty, 0
+        if isinstance(item, ByteSet) and hi is not None:
+            return self.repeat_bytes(item.bits, lo, hi, nxt)
         n_copies = lo + (1 if hi is None else hi - lo)
         # few copies: plain builds (no template overhead); many: clone a template
         copy = self.build if n_copies <= 2 else self.copy
@@ -204,6 +244,45 @@ class _Builder:
         for _ in range(lo):
             cur = copy(item, cur)
         return cur
+
+    def repeat_bytes(self, bits: int, lo: int, hi: int, nxt: int) -> int:
+        """``[set]{lo,hi}`` laid out in bulk (bounded whitespace is half of a typical
+        schema NFA): ``hi - lo`` (byte, optional-exit) pairs, then ``lo`` byte states,
+        built right to left as :meth:`repeat` would, with list extends instead of a
+        call per state."""
+        k, s0 = hi - lo, len(self.kind)
+        n = 2 * k + lo
+        if s0 + n > self.limits.max_nfa_states:
+            raise ConstraintTooComplex(
+                f"regex NFA exceeds {self.limits.max_nfa_states} states (Limits.max_nfa_states)")
+        if n > 64:
+            self.deadline.check()
+        if s0 + n >= _ESTIMATE_AFTER:
+            self.check_estimate()
+        idx = self.label_index.get(bits)
+        if idx is None:
+            idx = self.label_index[bits] = len(self.labels)
+            self.labels.append(bits)
+        # optional part: byte b_j = s0 + 2j, exit e_j = s0 + 2j + 1 (e_j: [b_j, nxt]);
+        # b_0 continues at nxt, b_j at e_(j-1)
+        entry = s0 + 2 * k - 1 if k else nxt
+        succ = [-1] * (2 * k)
+        succ[0::2] = [nxt, *range(s0 + 1, s0 + 2 * k - 1, 2)][:k]
+        eps: list[list[int]] = [_NO_EPS] * (2 * k)
+        eps[1::2] = [[b, nxt] for b in range(s0, s0 + 2 * k, 2)]
+        # mandatory part: m_j = s0 + 2k + j continues at the previous entry
+        m0 = s0 + 2 * k
+        if lo:
+            succ += [entry, *range(m0, m0 + lo - 1)]
+            eps += [_NO_EPS] * lo
+        self.kind.extend([KIND_BYTE, KIND_EPS] * k)
+        self.kind.extend([KIND_BYTE] * lo)
+        self.label.extend([idx, -1] * k)
+        self.label.extend([idx] * lo)
+        self.succ.extend(succ)
+        self.eps.extend(eps)
+        self.lexeme.extend([self.current_lexeme] * n)
+        return m0 + lo - 1 if lo else entry
 
     def nonempty(self, item: Node) -> Node | None:
         """``item`` without the empty string, if ``item`` is nullable (else None)."""
@@ -237,6 +316,8 @@ class _Builder:
             raise ConstraintTooComplex(
                 f"regex NFA exceeds {self.limits.max_nfa_states} states (Limits.max_nfa_states)")
         self.deadline.check()
+        if len(self.kind) >= _ESTIMATE_AFTER:
+            self.check_estimate()
 
         def m(t: int) -> int:
             return t + off if a <= t < b else (nxt if t == ph else t)
@@ -405,18 +486,10 @@ def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
     """Build the trimmed NFA of the union of ``nodes`` (lexeme ``i`` = ``nodes[i]``)."""
     limits = limits or DEFAULT_LIMITS
     deadline = Deadline(limits.max_seconds, "regex NFA construction")
-    memo: dict[int, int] = {}
-    flat: dict[int, bool] = {}
-    sizes: dict[int, int] = {}
     b = _Builder(limits, deadline)
+    b.roots = nodes
     starts: list[int] = []
     try:
-        estimate = sum(_estimate(n, memo, flat, sizes) for n in nodes)
-        # The estimate counts shared UTF-8 sub-trees per use, so allow some slack.
-        if estimate > 4 * limits.max_nfa_states:
-            raise ConstraintTooComplex(
-                f"regex NFA would need about {estimate} states, over the limit of "
-                f"{limits.max_nfa_states} (Limits.max_nfa_states); counted repetitions multiply")
         for i, node in enumerate(nodes):
             b.current_lexeme = i
             acc = b.new(KIND_ACCEPT)
@@ -496,10 +569,10 @@ def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
     kind = np.array(b.kind, dtype=np.int8)
     label = np.array(b.label, dtype=np.int32)
     succ = np.array(b.succ, dtype=np.int32)
-    lens = np.fromiter((len(e) for e in b.eps), dtype=np.int64, count=n)
+    lens = np.fromiter(map(len, b.eps), dtype=np.int64, count=n)
     eps_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=eps_ptr[1:])
-    eps_dst = np.fromiter((t for e in b.eps for t in e), dtype=np.int32, count=int(eps_ptr[-1]))
+    eps_dst = np.fromiter(chain.from_iterable(b.eps), dtype=np.int32, count=int(eps_ptr[-1]))
     lexeme = np.array(b.lexeme, dtype=np.int32)
 
     class_of, class_bytes, label_cls = _byte_classes(b.labels)

@@ -63,7 +63,7 @@ class GrammarConstraint(Constraint):
         """The slice check of one lexer DFA (one per grammar, or one per mode)."""
         found = self._levels.get(dfa)
         if found is None:
-            found = self._levels[dfa] = SliceLevels(dfa)  # benign race
+            found = self._levels[dfa] = SliceLevels(dfa, self.trie.slices.longest)  # benign race
         return found
 
     def matcher(self, max_rollback: int | None = None) -> GrammarMatcher:

@@ -27,7 +27,10 @@ SLICE_BYTES = bytes(b for b in range(0x20, 0x7F) if b not in (0x22, 0x5C))
 #: longest token of slices 1 and 2 (slice 3: any longer token)
 SLICE_BOUNDS = (10, 30)
 _MAX_FRONTIER = 64  # DFA states per depth the check follows before giving up
-_MAX_DEPTH = 256
+# DFA states the check may visit in all (each may need its row determinised): a bounded
+# string (`"[^"]{0,255}"`) kept one new state per depth to depth 256, and grammars with a
+# lexer DFA per mode paid that again in every mode (a Snowplow schema: 4.3 of 7.7 s)
+_MAX_VISITS = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +40,7 @@ class TokenSlices:
 
     words: tuple[np.ndarray, ...]
     tries: tuple[PreorderTrie, ...]
+    longest: int = 0  # bytes of the longest slice token: liveness that far covers slice 3
 
     def add_to(self, words: np.ndarray, level: int) -> None:
         """OR the tokens of slices 1..``level`` into the int32 bitmask row ``words``."""
@@ -53,6 +57,9 @@ def build_slices(pre: PreorderTrie) -> TokenSlices:
     n_vocab = pre.node_of_token.shape[0]
     which = _slice_of_tokens(pre.byte, pre.depth, pre.tok_ptr, pre.tok_ids, in_set,
                              np.asarray(SLICE_BOUNDS, dtype=np.int32), n_vocab)
+    in_slice = np.flatnonzero(which >= 1)
+    ends = pre.node_of_token[in_slice]
+    longest = int(pre.depth[ends].max()) if in_slice.size else 0
     words: list[np.ndarray] = [bool_to_bitmask(np.zeros(n_vocab, dtype=bool))]
     tries: list[PreorderTrie] = [pre]
     for k in (1, 2, 3):
@@ -61,34 +68,43 @@ def build_slices(pre: PreorderTrie) -> TokenSlices:
         w.setflags(write=False)
         words.append(w)
         tries.append(restrict_preorder(pre, ~member, f"slices>{k}"))
-    return TokenSlices(tuple(words), tuple(tries))
+    return TokenSlices(tuple(words), tuple(tries), longest)
 
 
 class SliceLevels:
     """Per DFA: how many slices (0-3) each state allows wholesale (memoised, thread-safe
-    enough: concurrent callers compute the same value)."""
+    enough: concurrent callers compute the same value). ``longest``: the vocabulary's
+    longest slice token (``TokenSlices.longest``): every slice string alive that far
+    allows slice 3 too."""
 
-    def __init__(self, dfa: Any) -> None:
+    def __init__(self, dfa: Any, longest: int) -> None:
         self._dfa = dfa
         self._classes = sorted(set(np.asarray(dfa.class_of)[list(SLICE_BYTES)].tolist()))
+        self._longest = max(longest, SLICE_BOUNDS[1])
         self._levels: dict[int, int] = {}
 
     def __call__(self, q: int) -> int:
         """Every string of slice bytes up to the slice's longest length leads from ``q``
         to a live state. Breadth first over the sets of states reached at each length; a
-        set seen before means the sequence repeats, so every longer length is alive too."""
+        set seen before means the sequence repeats, so every longer length is alive too.
+        Past ``_MAX_FRONTIER`` states in one set or ``_MAX_VISITS`` in all the check
+        answers the level proven so far (walking a slice is exact, only slower)."""
         hit = self._levels.get(q)
         if hit is None:
-            hit = self._levels[q] = _level(self._dfa, q, self._classes)
+            hit = self._levels[q] = _level(self._dfa, q, self._classes, self._longest)
         return hit
 
 
-def _level(dfa: Any, q: int, cls_list: list[int]) -> int:
+def _level(dfa: Any, q: int, cls_list: list[int], longest: int) -> int:
     frontier = {q}
     seen = {frozenset(frontier)}
     level = 0
-    for depth in range(1, _MAX_DEPTH + 1):
+    visits = 0
+    for depth in range(1, longest + 1):
         nxt: set[int] = set()
+        visits += len(frontier)
+        if visits > _MAX_VISITS:
+            return level
         for s in frontier:
             row = dfa.transitions(s)[cls_list].tolist()
             if 0 in row:
@@ -105,4 +121,4 @@ def _level(dfa: Any, q: int, cls_list: list[int]) -> int:
             return level
         seen.add(key)
         frontier = nxt
-    return level
+    return 3  # alive for every length up to the longest slice token
