@@ -172,3 +172,28 @@ def test_bounded_byte_set_repeats_match_python_re(lo: int, extra: int, before: s
         [before.rstrip("?") + "ab" * n + after[-1:] for n in range(5)]
     for text in samples:
         assert dfa.matches(text.encode()) == bool(re.fullmatch(pattern, text)), (pattern, text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), n=st.integers(1, 40))
+def test_trim_kernel_matches_reverse_search(data: st.DataObject, n: int) -> None:
+    """``automata.trim.live_states`` against a plain Python search over random NFAs."""
+    from constrained.automata.trim import live_states
+
+    kind = np.array(data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)), dtype=np.int8)
+    nonempty = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n))) & (kind == 0)
+    succ = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=n, max_size=n)), dtype=np.int32)
+    eps = [data.draw(st.lists(st.integers(0, n - 1), max_size=3)) if kind[s] == 1 else []
+           for s in range(n)]
+    eps_ptr = np.cumsum([0] + [len(e) for e in eps]).astype(np.int64)
+    eps_dst = np.array([t for e in eps for t in e], dtype=np.int32)
+
+    def reaches_accept(s: int, seen: set[int]) -> bool:
+        if kind[s] == 2:
+            return True
+        seen.add(s)
+        nxt = ([int(succ[s])] if kind[s] == 0 and nonempty[s] else []) + eps[s]
+        return any(t not in seen and reaches_accept(t, seen) for t in nxt)
+
+    expected = [reaches_accept(s, set()) for s in range(n)]
+    assert live_states(kind, nonempty, succ, eps_ptr, eps_dst).tolist() == expected

@@ -104,6 +104,12 @@ def _unicode_category(kind: str) -> Ranges:
     return mask_to_ranges(_table(kind))
 
 
+def unicode_category(kind: str) -> Ranges:
+    """Code points of Python ``re``'s Unicode ``\\d`` (``"decimal"``), ``\\w`` (``"word"``)
+    or ``\\s`` (``"space"``), as sorted ranges (tables built once per process)."""
+    return _unicode_category(kind)
+
+
 _CATEGORIES: dict[Any, tuple[str, bool]] = {
     C.CATEGORY_DIGIT: ("decimal", False),
     C.CATEGORY_NOT_DIGIT: ("decimal", True),

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import ConstraintTooComplex, RegexUnsupported
 from .ast import Alt, And, ByteSet, Concat, Node, Not, Repeat
 from .limits import DEFAULT_LIMITS, Deadline, Limits
+from .trim import live_states
 
 KIND_BYTE, KIND_EPS, KIND_ACCEPT = 0, 1, 2
 # the size estimate runs once an NFA has this many states (most never get there): up
@@ -509,22 +510,24 @@ def _byte_classes(labels: list[int]) -> tuple[np.ndarray, list[np.ndarray], np.n
         matrix = np.unpackbits(raw.reshape(len(labels), 32), axis=1, bitorder="little").astype(bool)
     else:
         matrix = np.zeros((0, 256), dtype=bool)
-    # group the 256 bytes by their column (which labels contain them)
-    columns = np.packbits(matrix.T, axis=1) if len(labels) else np.zeros((256, 0), np.uint8)
-    signature: dict[bytes, int] = {}
-    class_list: list[int] = []
-    first: list[int] = []
-    for byte in range(256):
-        key = columns[byte].tobytes()
-        cls = signature.get(key)
-        if cls is None:
-            cls = signature[key] = len(first)
-            first.append(byte)
-        class_list.append(cls)
-    class_of = np.array(class_list, dtype=np.int32)
-    first_idx = np.array(first, dtype=np.intp)
+    # group the 256 bytes by their column (which labels contain them); classes are
+    # numbered in order of their first byte
+    if len(labels):
+        columns = np.ascontiguousarray(np.packbits(matrix.T, axis=1))
+        keys = columns.view(np.dtype((np.void, columns.shape[1]))).reshape(-1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        rank = np.empty(len(order), dtype=np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        class_of = rank[inverse.reshape(-1)]
+        first_idx = first[order].astype(np.intp)
+    else:
+        class_of = np.zeros(256, dtype=np.int32)
+        first_idx = np.zeros(1, dtype=np.intp)
     n_classes = len(first_idx)
-    class_bytes = [np.flatnonzero(class_of == c).astype(np.uint8) for c in range(n_classes)]
+    by_class = np.argsort(class_of, kind="stable").astype(np.uint8)
+    bounds = np.searchsorted(class_of[by_class], np.arange(n_classes + 1))
+    class_bytes = [by_class[bounds[c] : bounds[c + 1]] for c in range(n_classes)]
     label_cls = matrix[:, first_idx] if len(labels) else np.zeros((0, n_classes), dtype=bool)
     return class_of, class_bytes, label_cls
 
@@ -581,24 +584,7 @@ def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
     is_byte = kind == KIND_BYTE
     nonempty = np.zeros(n, dtype=bool)
     nonempty[is_byte] = label_cls[label[is_byte]].any(axis=1) if is_byte.any() else False
-    src = np.concatenate([np.flatnonzero(nonempty), np.repeat(np.arange(n), lens)])
-    dst = np.concatenate([succ[nonempty], eps_dst]).astype(np.int64)
-    order = np.argsort(dst, kind="stable")
-    rsrc = src[order]
-    rptr = np.searchsorted(dst[order], np.arange(n + 1))
-    live_list = [False] * n
-    stack = np.flatnonzero(kind == KIND_ACCEPT).tolist()
-    for t in stack:
-        live_list[t] = True
-    rsrc_l = rsrc.tolist()
-    rptr_l = rptr.tolist()
-    while stack:
-        t = stack.pop()
-        for s in rsrc_l[rptr_l[t] : rptr_l[t + 1]]:
-            if not live_list[s]:
-                live_list[s] = True
-                stack.append(s)
-    live = np.array(live_list, dtype=bool)
+    live = live_states(kind, nonempty, succ, eps_ptr, eps_dst)
     deadline.check()
     return NFA(kind=kind, label=label, succ=succ, eps_ptr=eps_ptr, eps_dst=eps_dst,
                lexeme=lexeme, starts=starts, labels=b.labels, live=live, class_of=class_of,
