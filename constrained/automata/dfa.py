@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConstraintTooComplex
 from .ast import Node
 from .limits import DEFAULT_LIMITS, Deadline, Limits
-from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, build_nfa
+from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, GrowingNFA, build_nfa
 
 DEAD = 0
 _SMALL = 16  # up to this many NFA byte states, a row is grouped in plain Python
@@ -30,18 +30,17 @@ _SMALL_INTERN = 64  # up to this many NFA states, a new state's records are buil
 class TableDFA:
     """Queries shared by every table-driven byte DFA (lazy or complete).
 
-    Subclasses set ``start``, ``n_classes``, ``_class_of`` (intp[256]), ``_class_of32``,
-    ``_class_bytes`` (the bytes of each class), ``_table`` (``int32[capacity,
-    n_classes]``, -1 = row not computed, 0 = dead), ``_accepting`` and ``_lock``, and
-    override ``_expand`` when rows are computed on demand.
+    Subclasses set ``start``, ``_accepting``, ``_lock`` and the view ``_tc`` = (table
+    ``int32[capacity, n_classes]`` (-1 = row not computed, 0 = dead), byte -> class as
+    intp[256] and as int32[256], the bytes of each class), and override ``_expand`` when
+    rows are computed on demand. The table and the classes are published together as one
+    tuple: a DFA whose lexemes grow (``LazyDFA.add_lexemes``) refines its classes and
+    remaps the table's columns, and a reader must never pair the new classes with the
+    old table. Readers take one ``_tc`` and, after expanding a row, take it again.
     """
 
     start: int
-    n_classes: int
-    _class_of: np.ndarray
-    _class_of32: np.ndarray
-    _class_bytes: list[np.ndarray]
-    _table: np.ndarray
+    _tc: tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]
     _accepting: np.ndarray
     _lock: threading.RLock
 
@@ -54,9 +53,21 @@ class TableDFA:
         """Compute the row of ``state`` (a complete table has none to compute)."""
 
     @property
+    def n_classes(self) -> int:
+        return int(self._tc[0].shape[1])
+
+    @property
+    def _table(self) -> np.ndarray:
+        return self._tc[0]
+
+    @property
+    def _class_of(self) -> np.ndarray:
+        return self._tc[1]
+
+    @property
     def class_of(self) -> np.ndarray:
         """Byte -> equivalence class (read-only copy)."""
-        return self._class_of.copy()
+        return self._tc[1].copy()
 
     @property
     def accepting(self) -> np.ndarray:
@@ -69,7 +80,8 @@ class TableDFA:
         yet (:meth:`expand` it and re-read: growth reallocates the arrays, so the three are
         read together under the lock). Callers must not write to them."""
         with self._lock:
-            return self._table, self._class_of32, self._accepting
+            table, _, class_of32, _ = self._tc
+            return table, class_of32, self._accepting
 
     def expand(self, state: int) -> None:
         """Compute the transition row of ``state`` if it is not known yet."""
@@ -77,11 +89,12 @@ class TableDFA:
 
     def step(self, state: int, byte: int) -> int:
         """Successor of ``state`` on ``byte`` (0 = dead)."""
-        cls = self._class_of[byte]
-        t = self._table[state, cls]
+        table, class_of = self._tc[0], self._tc[1]
+        t = table[state, class_of[byte]]
         if t < 0:
             self._expand(state)
-            t = self._table[state, cls]
+            table, class_of = self._tc[0], self._tc[1]
+            t = table[state, class_of[byte]]
         return int(t)
 
     def step_many(self, states: np.ndarray, bytes_: np.ndarray) -> np.ndarray:
@@ -92,32 +105,43 @@ class TableDFA:
         """
         if isinstance(bytes_, (bytes, bytearray, memoryview)):
             bytes_ = np.frombuffer(bytes_, dtype=np.uint8)
-        cls = self._class_of32[np.asarray(bytes_)]
         states = np.asarray(states)
-        table = self._table
-        idx: np.ndarray
-        if states.dtype == np.int32 and table.size < 2**31:
-            idx = states * np.int32(self.n_classes)
-        else:
-            idx = states.astype(np.int64) * self.n_classes
-        idx += cls
-        out = table.reshape(-1).take(idx)
-        n = len(out)
-        if n and (min(out.tolist()) if n <= 16 else int(np.minimum.reduce(out))) < 0:
+        byte_arr = np.asarray(bytes_)
+        for attempt in (0, 1):
+            table, _, class_of32, _ = self._tc
+            n_classes = table.shape[1]
+            cls = class_of32[byte_arr]
+            idx: np.ndarray
+            if states.dtype == np.int32 and table.size < 2**31:
+                idx = states * np.int32(n_classes)
+            else:
+                idx = states.astype(np.int64) * n_classes
+            idx += cls
+            out = table.reshape(-1).take(idx)
+            n = len(out)
+            if attempt or not n or (min(out.tolist()) if n <= 16 else int(np.minimum.reduce(out))) >= 0:
+                break
             for s in np.unique(states[out < 0]).tolist():
                 self._expand(int(s))
-            out = self._table.reshape(-1).take(idx)
         return out
 
     def transitions(self, state: int) -> np.ndarray:
-        """``int32[n_classes]``: successor of ``state`` for every byte class."""
-        if self._table[state, 0] < 0:
+        """``int32[n_classes]``: successor of ``state`` for every byte class (classes of
+        the current :attr:`class_of`; use :meth:`byte_transitions` where the lexemes of a
+        growing DFA may be added concurrently)."""
+        table = self._tc[0]
+        if table[state, 0] < 0:
             self._expand(state)
-        return self._table[state].copy()
+            table = self._tc[0]
+        return table[state].copy()
 
     def byte_transitions(self, state: int) -> np.ndarray:
         """``int32[256]``: successor of ``state`` for every byte."""
-        return self.transitions(state)[self._class_of]
+        table, class_of = self._tc[0], self._tc[1]
+        if table[state, 0] < 0:
+            self._expand(state)
+            table, class_of = self._tc[0], self._tc[1]
+        return table[state][class_of]
 
     def walk(self, state: int, data: bytes) -> int:
         """State after ``data`` from ``state`` (0 as soon as it dies)."""
@@ -146,19 +170,17 @@ class TableDFA:
         """
         out = bytearray()
         seen = {state}
-        class_bytes = self._class_bytes
         while state != DEAD and not self._accepting[state]:
-            row = self.transitions(state)
+            row = self.byte_transitions(state)
             alive = np.flatnonzero(row != DEAD)
-            if len(alive) != 1 or len(class_bytes[alive[0]]) != 1:
+            if len(alive) != 1:
                 break
-            out.append(int(class_bytes[alive[0]][0]))
+            out.append(int(alive[0]))
             state = int(row[alive[0]])
             if state in seen:
                 break
             seen.add(state)
         return bytes(out)
-
 
 
 class LazyDFA(TableDFA):
@@ -176,13 +198,11 @@ class LazyDFA(TableDFA):
         self.n_lexemes = len(nodes) if nfa is None else len(nfa.starts)
         self._lock = threading.RLock()
         nfa = self.nfa
-        self._class_of = nfa.class_of.astype(np.intp)
-        self._class_of32 = nfa.class_of.astype(np.int32)
-        self.n_classes = nfa.n_classes
-        self._class_bytes = nfa.class_bytes
         cap = 64
-        self._table = np.full((cap, self.n_classes), -1, dtype=np.int32)
-        self._table[DEAD] = DEAD
+        table = np.full((cap, nfa.n_classes), -1, dtype=np.int32)
+        table[DEAD] = DEAD
+        self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
+                    nfa.class_bytes)
         self._accepting = np.zeros(cap, dtype=bool)
         self._sets: list[frozenset[int]] = [frozenset()]
         # byte states of each DFA state (a list for small sets, else an array)
@@ -199,8 +219,9 @@ class LazyDFA(TableDFA):
         self._expand_seconds = 0.0
         self._label_classes: dict[int, list[int]] = {}
         self._starts: dict[frozenset[int], int] = {}
+        self._store: GrowingNFA | None = None  # set by ``growing``
         with self._lock:
-            start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts))
+            start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts if s >= 0))
             self.start: int = self._intern(start_set)
 
     # --- construction ----------------------------------------------------------------
@@ -256,13 +277,14 @@ class LazyDFA(TableDFA):
         return self._kind_l, self._lex_l
 
     def _grow(self, cap: int) -> None:
-        table = np.full((cap, self.n_classes), -1, dtype=np.int32)
-        old = self._table
+        old, class_of, class_of32, class_bytes = self._tc
+        table = np.full((cap, old.shape[1]), -1, dtype=np.int32)
         table[: len(old)] = old
         accepting = np.zeros(cap, dtype=bool)
         accepting[: len(self._accepting)] = self._accepting
         self._accepting = accepting
-        self._table = table  # readers holding the old array still see valid rows
+        # readers holding the old table still see valid rows
+        self._tc = (table, class_of, class_of32, class_bytes)
 
     def _label_class_list(self, label: int) -> list[int]:
         """Byte classes of an NFA label as a Python list (memoised)."""
@@ -364,6 +386,58 @@ class LazyDFA(TableDFA):
             i += 1
         return self.n_states <= max_states
 
+    @classmethod
+    def growing(cls, n_lexemes: int, limits: Limits | None = None,
+                max_nfa_states: int | None = None) -> LazyDFA:
+        """A DFA over lexemes ``0..n_lexemes-1`` that holds none yet: add them with
+        :meth:`add_lexemes` before :meth:`start_for` names them (see ``GrowingNFA``)."""
+        limits = limits or DEFAULT_LIMITS
+        store = GrowingNFA(n_lexemes, max_nfa_states or limits.max_nfa_states)
+        dfa = cls([], limits, nfa=store.snapshot())
+        dfa._store = store
+        return dfa
+
+    def has_lexemes(self, lexemes: Sequence[int]) -> bool:
+        """Whether every one of ``lexemes`` can be started (always, unless growing)."""
+        starts = self.nfa.starts
+        return all(starts[i] >= 0 for i in lexemes)
+
+    def add_lexemes(self, parts: dict[int, NFA]) -> None:
+        """Add lexemes (id -> single-lexeme NFA) to a :meth:`growing` DFA.
+
+        Existing states keep their NFA sets, rows and ids: the new lexemes' NFA states are
+        disjoint from the old ones, so only the byte classes can change. When the new
+        labels split a class, every column of the table is remapped (a new class
+        inherits the transitions of the old class it came from: no old state tells its
+        bytes apart) and the table and classes are published together. Raises
+        ConstraintTooComplex past the NFA size cap (nothing is changed then).
+        """
+        store = self._store
+        if store is None:
+            raise TypeError("add_lexemes needs a DFA made by LazyDFA.growing")
+        with self._lock:
+            todo = {i: p for i, p in parts.items() if not store.has(i)}
+            if not todo:
+                return
+            n_old = store.n
+            store.add(todo)
+            nfa = store.snapshot()
+            nfa.max_closure_total = self.limits.max_state_set_total
+            table, old_class_of, _, _ = self._tc
+            if not np.array_equal(nfa.class_of, old_class_of):
+                old_of_new = old_class_of[[int(b[0]) for b in nfa.class_bytes]]
+                table = np.ascontiguousarray(table[:, old_of_new])
+            if self._kind_l is not None:
+                assert self._lex_l is not None
+                self._kind_l.extend(nfa.kind[n_old:].tolist())
+                self._lex_l.extend(nfa.lexeme[n_old:].tolist())
+                self._label_l.extend(nfa.label[n_old:].tolist())
+                self._succ_l.extend(nfa.succ[n_old:].tolist())
+            self._label_classes = {}
+            self.nfa = nfa
+            self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
+                        nfa.class_bytes)
+
     def start_for(self, lexemes: frozenset[int]) -> int:
         """The state that starts a match of any of ``lexemes`` only (0 if none can match).
 
@@ -375,6 +449,8 @@ class LazyDFA(TableDFA):
         if hit is None:
             with self._lock:
                 nfa = self.nfa
+                if any(nfa.starts[i] < 0 for i in lexemes):
+                    raise ValueError("start_for names a lexeme not added yet (add_lexemes)")
                 states = frozenset().union(*(nfa.closure(nfa.starts[i]) for i in lexemes))
                 hit = self._intern(states)
                 self._starts[lexemes] = hit

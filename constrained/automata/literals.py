@@ -142,23 +142,20 @@ class TrieDFA(TableDFA):
         # class 0 gathers the unused bytes (if any); used bytes get 1, 2, ... in order
         offset = 0 if used.all() else 1
         class_of = np.where(used, np.cumsum(used) - 1 + offset, 0).astype(np.int32)
-        self.n_classes = int(used.sum()) + offset
-        if n * self.n_classes > MAX_TABLE_ENTRIES or n > self.limits.max_states:
+        n_classes = int(used.sum()) + offset
+        if n * n_classes > MAX_TABLE_ENTRIES or n > self.limits.max_states:
             raise ConstraintTooComplex(
-                f"trie of {len(strings)} strings needs {n} states x {self.n_classes} byte "
+                f"trie of {len(strings)} strings needs {n} states x {n_classes} byte "
                 f"classes, over the limits ({MAX_TABLE_ENTRIES} entries, "
                 f"Limits.max_states={self.limits.max_states})")
-        self._class_of = class_of.astype(np.intp)
-        self._class_of32 = class_of
-        self._class_bytes = [np.flatnonzero(class_of == c).astype(np.uint8)
-                             for c in range(self.n_classes)]
-        table = np.zeros((n, self.n_classes), dtype=np.int32)
+        class_bytes = [np.flatnonzero(class_of == c).astype(np.uint8) for c in range(n_classes)]
+        table = np.zeros((n, n_classes), dtype=np.int32)
         table[np.array(src, dtype=np.intp), class_of[byt_a]] = np.arange(2, n, dtype=np.int32)
         accepting = np.zeros(n, dtype=bool)
         accepting[accept] = True
         table.setflags(write=False)
         accepting.setflags(write=False)
-        self._table = table
+        self._tc = (table, class_of.astype(np.intp), class_of, class_bytes)
         self._accepting = accepting
         self._n = n
         self.start = 1 if strings else DEAD

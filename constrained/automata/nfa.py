@@ -320,15 +320,16 @@ class _Builder:
         if len(self.kind) >= _ESTIMATE_AFTER:
             self.check_estimate()
 
-        def m(t: int) -> int:
-            return t + off if a <= t < b else (nxt if t == ph else t)
-
+        # targets inside the template move by ``off``, the placeholder becomes ``nxt``,
+        # anything else (earlier states, -1) stays: inlined, a call per target cost half
         self.kind.extend(self.kind[a:b])
         self.label.extend(self.label[a:b])
-        self.succ.extend([m(t) if t >= 0 else t for t in self.succ[a:b]])
-        self.eps.extend([[m(t) for t in e] for e in self.eps[a:b]])
+        self.succ.extend([t + off if a <= t < b else (nxt if t == ph else t)
+                          for t in self.succ[a:b]])
+        self.eps.extend([[t + off if a <= t < b else (nxt if t == ph else t) for t in e]
+                         if e else e for e in self.eps[a:b]])
         self.lexeme.extend([self.current_lexeme] * (b - a))
-        return m(entry)
+        return entry + off if a <= entry < b else (nxt if entry == ph else entry)
 
     def boolean(self, node: And | Not, nxt: int) -> int:
         """Intersection / complement: explore a product DFA, embed it as a fragment."""
@@ -589,3 +590,105 @@ def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
     return NFA(kind=kind, label=label, succ=succ, eps_ptr=eps_ptr, eps_dst=eps_dst,
                lexeme=lexeme, starts=starts, labels=b.labels, live=live, class_of=class_of,
                class_bytes=class_bytes, label_classes=label_cls)
+
+
+class GrowingNFA:
+    """Append-only storage for one NFA over many lexemes, each added on first use.
+
+    Grammars with hundreds of lexemes (big JSON schemas) reach only some of them, and
+    lexer contexts share most: one NFA that grows lets one lazy DFA serve every context
+    (``LazyDFA.add_lexemes``) instead of a DFA per context. States of lexemes already
+    added keep their numbers; arrays live in buffers with spare capacity (doubled when
+    full), so adding a lexeme copies only its own states. Labels are deduplicated, so
+    byte classes are recomputed over a few hundred distinct labels, not one per state.
+    ``snapshot()`` returns an :class:`NFA` viewing the current prefix of the buffers.
+    """
+
+    def __init__(self, n_lexemes: int, max_states: int) -> None:
+        self.n_lexemes = n_lexemes
+        self.max_states = max_states
+        self.n = 0
+        self.n_eps = 0
+        cap = 1024
+        self._kind = np.zeros(cap, dtype=np.int8)
+        self._label = np.zeros(cap, dtype=np.int32)
+        self._succ = np.zeros(cap, dtype=np.int32)
+        self._lexeme = np.zeros(cap, dtype=np.int32)
+        self._live = np.zeros(cap, dtype=bool)
+        self._eps_ptr = np.zeros(cap + 1, dtype=np.int64)
+        self._eps_dst = np.zeros(cap, dtype=np.int32)
+        self.labels: list[int] = []
+        self._label_index: dict[int, int] = {}
+        self.starts: list[int] = [-1] * n_lexemes
+        self._closures: dict[int, frozenset[int]] = {}
+        self._closure_total: list[int] = [0]
+
+    def has(self, lexeme: int) -> bool:
+        return self.starts[lexeme] >= 0
+
+    def add(self, parts: dict[int, NFA]) -> None:
+        """Append the single-lexeme NFAs ``parts`` (grammar lexeme id -> NFA)."""
+        new = [(i, p) for i, p in parts.items() if self.starts[i] < 0]
+        grow = sum(p.n_states for _, p in new)
+        if self.n + grow > self.max_states:
+            raise ConstraintTooComplex(
+                f"lexer NFA would need {self.n + grow} states, over the limit of "
+                f"{self.max_states}")
+        self._reserve(self.n + grow, self.n_eps + sum(int(p.eps_ptr[-1]) for _, p in new))
+        for i, p in new:
+            a, m = self.n, p.n_states
+            label_map = np.array([self._label_id(x) for x in p.labels] or [0], dtype=np.int32)
+            is_byte = p.kind == KIND_BYTE
+            self._kind[a : a + m] = p.kind
+            self._label[a : a + m] = np.where(is_byte, label_map[np.maximum(p.label, 0)], -1)
+            self._succ[a : a + m] = np.where(is_byte, p.succ + a, p.succ)
+            self._lexeme[a : a + m] = i
+            self._live[a : a + m] = p.live
+            e = int(p.eps_ptr[-1])
+            self._eps_ptr[a + 1 : a + m + 1] = p.eps_ptr[1:] + self.n_eps
+            self._eps_dst[self.n_eps : self.n_eps + e] = p.eps_dst + a
+            self.starts[i] = int(p.starts[0]) + a
+            self.n += m
+            self.n_eps += e
+
+    def _label_id(self, bits: int) -> int:
+        idx = self._label_index.get(bits)
+        if idx is None:
+            idx = self._label_index[bits] = len(self.labels)
+            self.labels.append(bits)
+        return idx
+
+    def _reserve(self, n: int, n_eps: int) -> None:
+        cap = len(self._kind)
+        if n > cap:
+            while cap < n:
+                cap *= 2
+            for name in ("_kind", "_label", "_succ", "_lexeme", "_live"):
+                old = getattr(self, name)
+                buf = np.zeros(cap, dtype=old.dtype)
+                buf[: self.n] = old[: self.n]
+                setattr(self, name, buf)
+            ptr = np.zeros(cap + 1, dtype=np.int64)
+            ptr[: self.n + 1] = self._eps_ptr[: self.n + 1]
+            self._eps_ptr = ptr
+        if n_eps > len(self._eps_dst):
+            cap_e = len(self._eps_dst)
+            while cap_e < n_eps:
+                cap_e *= 2
+            dst = np.zeros(cap_e, dtype=np.int32)
+            dst[: self.n_eps] = self._eps_dst[: self.n_eps]
+            self._eps_dst = dst
+
+    def snapshot(self) -> NFA:
+        """The NFA of every lexeme added so far (views of the buffers; closures memoised
+        across snapshots, since adding lexemes never changes an existing closure)."""
+        n = self.n
+        class_of, class_bytes, label_cls = _byte_classes(self.labels)
+        nfa = NFA(kind=self._kind[:n], label=self._label[:n], succ=self._succ[:n],
+                  eps_ptr=self._eps_ptr[: n + 1], eps_dst=self._eps_dst[: self.n_eps],
+                  lexeme=self._lexeme[:n], starts=list(self.starts), labels=list(self.labels),
+                  live=self._live[:n], class_of=class_of, class_bytes=class_bytes,
+                  label_classes=label_cls)
+        nfa._closures = self._closures
+        nfa._closure_total = self._closure_total
+        return nfa

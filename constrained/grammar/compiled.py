@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..automata import LazyDFA, Limits
+from ..automata import DEFAULT_LIMITS, LazyDFA, Limits
 from ..automata.ast import Node
 from ..automata.nfa import NFA, build_nfa, union_nfa
 from ..errors import ConstraintTooComplex, GrammarSyntaxError
@@ -26,6 +26,9 @@ _MISSING = object()
 #: grammars with more lexemes than this (large schema grammars) build a DFA per lexer mode:
 #: sizing the union up front took seconds at 1,567 lexemes, most never reached
 MAX_SHARED_LEXEMES = 256
+#: NFA states a growing lexer (above) may hold, as a multiple of Limits.max_nfa_states: it
+#: replaces per-mode DFAs whose unions together held more; past it, new modes build their own
+GROWING_NFA_FACTOR = 4
 
 
 class LexerMode:
@@ -133,11 +136,18 @@ class CompiledGrammar:
         # MAX_SHARED_LEXEMES or the NFA size limit, each mode builds a DFA of its own
         self._dfa_limits = dfa_limits
         self.lexer: LazyDFA | None = None
+        self._growing = False
         if 0 < len(self.nodes) <= MAX_SHARED_LEXEMES:
             try:
                 self.lexer = LazyDFA(self.nodes, dfa_limits)
             except ConstraintTooComplex:
-                pass  # too big as one automaton: modes build their own
+                pass  # too big as one automaton built up front
+        if self.lexer is None and self.nodes:
+            # one DFA whose lexemes are added as lexer modes first need them
+            limits = dfa_limits or DEFAULT_LIMITS
+            self.lexer = LazyDFA.growing(len(self.nodes), dfa_limits,
+                                         GROWING_NFA_FACTOR * limits.max_nfa_states)
+            self._growing = True
         self._accepting: dict[int, frozenset[int]] = {}
         self._walks: dict[tuple[str, object], object] = {}
         self._modes: dict[frozenset[int], LexerMode] = {}
@@ -151,8 +161,8 @@ class CompiledGrammar:
 
         The shared lexer DFA's classes, refined so that every lookahead set
         (``not_followed_by``) is a union of classes (walks split ending nodes by byte)."""
-        if self.lexer is None:
-            return None
+        if self.lexer is None or self._growing:
+            return None  # a growing lexer refines its classes as lexemes are added
         key = self.lexer.class_of.astype(np.int64)
         for banned in sorted(set(self.not_followed_by.values()), key=sorted):
             member = np.zeros(256, dtype=np.int64)
@@ -171,7 +181,17 @@ class CompiledGrammar:
         """The (cached) lexer mode over ``allowed`` lexeme ids."""
         m = self._modes.get(allowed)
         if m is None:
-            m = LexerMode(tuple(sorted(allowed)), self.lexer, self.nodes, self._dfa_limits,
+            shared = self.lexer
+            if self._growing and allowed:
+                try:
+                    with self._lock:
+                        assert shared is not None
+                        missing = [i for i in sorted(allowed) if not shared.has_lexemes((i,))]
+                        if missing:
+                            shared.add_lexemes({i: self._lexeme_nfa(i) for i in missing})
+                except ConstraintTooComplex:
+                    shared = None  # the shared lexer is full: this mode gets a DFA of its own
+            m = LexerMode(tuple(sorted(allowed)), shared, self.nodes, self._dfa_limits,
                           self._accepting, self._walks, self._lexeme_nfa)
             with self._lock:
                 m = self._modes.setdefault(allowed, m)

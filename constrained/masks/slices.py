@@ -79,7 +79,6 @@ class SliceLevels:
 
     def __init__(self, dfa: Any, longest: int) -> None:
         self._dfa = dfa
-        self._classes = sorted(set(np.asarray(dfa.class_of)[list(SLICE_BYTES)].tolist()))
         self._longest = max(longest, SLICE_BOUNDS[1])
         self._levels: dict[int, int] = {}
 
@@ -91,11 +90,16 @@ class SliceLevels:
         answers the level proven so far (walking a slice is exact, only slower)."""
         hit = self._levels.get(q)
         if hit is None:
-            hit = self._levels[q] = _level(self._dfa, q, self._classes, self._longest)
+            hit = self._levels[q] = _level(self._dfa, q, self._longest)
         return hit
 
 
-def _level(dfa: Any, q: int, cls_list: list[int], longest: int) -> int:
+_SLICE_INDEX = np.frombuffer(SLICE_BYTES, dtype=np.uint8).astype(np.intp)
+
+
+def _level(dfa: Any, q: int, longest: int) -> int:
+    # successors per byte, not per class: a growing lexer DFA renumbers its classes
+    # when lexemes are added, the bytes stay
     frontier = {q}
     seen = {frozenset(frontier)}
     level = 0
@@ -106,7 +110,7 @@ def _level(dfa: Any, q: int, cls_list: list[int], longest: int) -> int:
         if visits > _MAX_VISITS:
             return level
         for s in frontier:
-            row = dfa.transitions(s)[cls_list].tolist()
+            row = dfa.byte_transitions(s)[_SLICE_INDEX].tolist()
             if 0 in row:
                 return level
             nxt.update(row)
