@@ -39,9 +39,10 @@ class LexerMode:
     after the first byte, their rows, accepting sets and cached trie walks are shared by
     every context that keeps the same lexemes alive (inside a string is one state
     whichever context opened it). Grammars with very many lexemes, or whose lexemes
-    together exceed the NFA size limit (schemas with many large patterns), fall back to
-    one DFA per mode over its own lexemes. ``dfa`` is None when nothing may follow (the
-    parse is complete and no ignore is allowed).
+    together exceed the NFA size limit (schemas with many large patterns), share one
+    growing DFA whose lexemes are added as modes need them; past its cap, a mode gets a
+    DFA of its own over its lexemes. ``dfa`` is None when nothing may follow (the parse
+    is complete and no ignore is allowed).
     """
 
     __slots__ = ("_accepting", "_to_id", "dfa", "ids", "start", "walks")
@@ -133,7 +134,7 @@ class CompiledGrammar:
         self.parser = EarleyParser(len(self.lexeme_names), productions, nt_id[grammar.start],
                                    parser_limits)
         # one lazy DFA over every lexeme; lexer modes are start states in it. Past
-        # MAX_SHARED_LEXEMES or the NFA size limit, each mode builds a DFA of its own
+        # MAX_SHARED_LEXEMES or the NFA size limit, the DFA grows lexeme by lexeme
         self._dfa_limits = dfa_limits
         self.lexer: LazyDFA | None = None
         self._growing = False
@@ -171,7 +172,8 @@ class CompiledGrammar:
         return np.unique(key, return_inverse=True)[1].reshape(-1)
 
     def _lexeme_nfa(self, i: int) -> NFA:
-        """The NFA of lexeme ``i`` alone (built once; for per-mode lexer DFAs)."""
+        """The NFA of lexeme ``i`` alone (built once; for the growing lexer and per-mode
+        fallback DFAs)."""
         found = self._lexeme_nfas.get(i)
         if found is None:
             found = self._lexeme_nfas[i] = build_nfa([self.nodes[i]], self._dfa_limits)

@@ -34,7 +34,7 @@ class GrammarConstraint(Constraint):
         self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits)
         self.trie = TokenTrie.for_vocab(vocab)
         self._walk_trie: PreorderTrie | None = None
-        # per lexer DFA (one per grammar, or one per mode): slice checks
+        # per lexer DFA (one per grammar; per mode past the growing lexer's cap): slice checks
         self._levels: dict[LazyDFA, SliceLevels] = {}
         _ = self.trie.slices  # built once per vocabulary
         self.n_words = bitmask_words(vocab.logit_width)
@@ -60,7 +60,7 @@ class GrammarConstraint(Constraint):
         return trie
 
     def _slice_levels(self, dfa: LazyDFA) -> SliceLevels:
-        """The slice check of one lexer DFA (one per grammar, or one per mode)."""
+        """The slice check of one lexer DFA (see ``CompiledGrammar.lexer``)."""
         found = self._levels.get(dfa)
         if found is None:
             found = self._levels[dfa] = SliceLevels(dfa, self.trie.slices.longest)  # benign race
