@@ -7,7 +7,12 @@ them (member bitmasks in plain Python for small sets, ``packbits`` + uint64 ``un
 otherwise), so the Python work is per distinct successor, not per byte. Rows live in a
 growable ``int32[states, n_classes]`` table (-1 = not yet computed, state 0 = dead), so
 a batch of lookups is one numpy ``take``. Growth is serialised by a lock; the language
-never changes, so the object is logically immutable.
+of every state never changes, so the object is logically immutable.
+
+``TableDFA`` holds the queries every table-driven DFA shares (``literals.TrieDFA`` is
+the other one). A *growing* LazyDFA (``LazyDFA.growing``) starts with no lexemes and
+gets them with ``add_lexemes`` as a grammar's lexer modes need them; existing states
+keep their meaning, only the byte classes may be refined (table columns remapped).
 """
 from __future__ import annotations
 
