@@ -89,28 +89,18 @@ def _strings(node: Node, memo: dict[int, list[bytes] | None], cap: int) -> list[
             if item is None or total > cap:
                 break
             power *= len(item)
-        if item is not None and total <= cap:
-            cur: list[bytes] | None = [b""]
+        if item is not None and total <= cap:  # then no list below exceeds the cap
+            cur = [b""]
             for _ in range(node.min):
-                cur = _product(cur, item, cap)
-            out = list(cur) if cur is not None else None
+                cur = [h + t for h in cur for t in item]
+            res = list(cur)
             for _ in range(node.max - node.min):
-                cur = _product(cur, item, cap)
-                if cur is None or out is None or len(out) + len(cur) > cap:
-                    out = None
-                    break
-                out.extend(cur)
-            res = out
+                cur = [h + t for h in cur for t in item]
+                res.extend(cur)
     else:  # unbounded repeat, intersection, complement
         res = None
     memo[key] = res
     return res
-
-
-def _product(heads: list[bytes] | None, tails: list[bytes], cap: int) -> list[bytes] | None:
-    if heads is None or len(heads) * len(tails) > cap:
-        return None
-    return [h + t for h in heads for t in tails]
 
 
 class TrieDFA(TableDFA):
