@@ -535,35 +535,17 @@ def _byte_classes(labels: list[int]) -> tuple[np.ndarray, list[np.ndarray], np.n
 
 def union_nfa(parts: Sequence[NFA], limits: Limits | None = None) -> NFA:
     """The NFA of the union of ``parts`` (lexeme ``i`` = ``parts[i]``), by renumbering
-    their states: no AST is lowered again, so per-lexeme NFAs can be built once and
-    combined per lexer context (grammars too big for one shared lexer DFA)."""
+    their states (one :class:`GrowingNFA` filled at once): no AST is lowered again, so
+    per-lexeme NFAs can be built once and combined per lexer context."""
     limits = limits or DEFAULT_LIMITS
     total = sum(p.n_states for p in parts)
     if total > limits.max_nfa_states:
         raise ConstraintTooComplex(
             f"regex NFA would need {total} states, over the limit of {limits.max_nfa_states} "
             "(Limits.max_nfa_states)")
-    offs = np.cumsum([0] + [p.n_states for p in parts])
-    label_offs = np.cumsum([0] + [len(p.labels) for p in parts])
-    kind = np.concatenate([p.kind for p in parts]).astype(np.int8)
-    label = np.concatenate([np.where(p.label >= 0, p.label + label_offs[i], p.label)
-                            for i, p in enumerate(parts)]).astype(np.int32)
-    succ = np.concatenate([np.where(p.kind == KIND_BYTE, p.succ + offs[i], p.succ)
-                           for i, p in enumerate(parts)]).astype(np.int32)
-    eps_dst = np.concatenate([p.eps_dst + offs[i] for i, p in enumerate(parts)]).astype(np.int32)
-    eps_ptr = np.zeros(total + 1, dtype=np.int64)
-    at = 0
-    for i, p in enumerate(parts):
-        eps_ptr[offs[i] + 1 : offs[i + 1] + 1] = p.eps_ptr[1:] + at
-        at += int(p.eps_ptr[-1])
-    lexeme = np.repeat(np.arange(len(parts), dtype=np.int32), [p.n_states for p in parts])
-    labels = [x for p in parts for x in p.labels]
-    class_of, class_bytes, label_cls = _byte_classes(labels)
-    starts = [int(p.starts[0]) + int(offs[i]) for i, p in enumerate(parts)]
-    live = np.concatenate([p.live for p in parts])
-    nfa = NFA(kind=kind, label=label, succ=succ, eps_ptr=eps_ptr, eps_dst=eps_dst,
-              lexeme=lexeme, starts=starts, labels=labels, live=live, class_of=class_of,
-              class_bytes=class_bytes, label_classes=label_cls)
+    store = GrowingNFA(len(parts), total)
+    store.add(dict(enumerate(parts)))
+    nfa = store.snapshot()
     nfa.max_closure_total = limits.max_state_set_total
     return nfa
 
