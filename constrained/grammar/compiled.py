@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,10 @@ MAX_SHARED_LEXEMES = 256
 #: NFA states a growing lexer (above) may hold, as a multiple of Limits.max_nfa_states: it
 #: replaces per-mode DFAs whose unions together held more; past it, new modes build their own
 GROWING_NFA_FACTOR = 4
+#: lexer DFA states determinised at compile time (beyond it, states are made on demand)
+EXPLORE_STATES = 1024
+#: ... for lexers whose NFA has at most this many states
+EXPLORE_MAX_NFA = 2000
 
 
 class LexerMode:
@@ -90,12 +94,13 @@ class LexerMode:
         return found
 
 
-@dataclass(frozen=True, slots=True)
-class LexState:
+class LexState(NamedTuple):
     """Immutable matching state: parser set, lexer mode, DFA state inside the lexeme.
 
     ``in_lexeme`` is False right after a lexeme boundary (no byte of the next lexeme read);
     ``n_ignored`` counts ignored lexemes in a row (bounded by ``Grammar.max_ignore``).
+    A named tuple: masks make thousands per cold mask, and a frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field) cost ~4x a tuple's.
     """
 
     parser: EarleySet
@@ -143,6 +148,13 @@ class CompiledGrammar:
                 self.lexer = LazyDFA(self.nodes, dfa_limits)
             except ConstraintTooComplex:
                 pass  # too big as one automaton built up front
+        if self.lexer is not None and self.lexer.nfa.n_states <= EXPLORE_MAX_NFA:
+            # small lexers (hand-written grammars, not big schemas): determinise up front
+            # what the start over every lexeme reaches (most states any lexer mode uses
+            # after its first byte), so cold masks rarely pause for a DFA row (~20 us
+            # each; 140-300 per cold pass on the benchmark grammars, 3-8 ms here)
+            self.lexer.start_for(frozenset(range(len(self.nodes))))
+            self.lexer.explore_small(EXPLORE_STATES)
         if self.lexer is None and self.nodes:
             # one DFA whose lexemes are added as lexer modes first need them
             limits = dfa_limits or DEFAULT_LIMITS
@@ -152,6 +164,7 @@ class CompiledGrammar:
         self._accepting: dict[int, frozenset[int]] = {}
         self._walks: dict[tuple[str, object], object] = {}
         self._modes: dict[frozenset[int], LexerMode] = {}
+        self._mode_of_expected: dict[tuple[frozenset[int], bool], LexerMode] = {}
         self._lexeme_nfas: dict[int, NFA] = {}
         self._lock = threading.Lock()
         self.initial = self.fresh(self.parser.initial, 0)  # type: ignore[arg-type]
@@ -201,10 +214,15 @@ class CompiledGrammar:
 
     def fresh(self, parser: EarleySet, n_ignored: int) -> LexState:
         """The state at a lexeme boundary after ``parser`` (no byte of a lexeme read yet)."""
-        allowed = parser.expected
-        if self.ignore_ids and (self.max_ignore is None or n_ignored < self.max_ignore):
-            allowed = allowed | self.ignore_ids
-        mode = self.mode(allowed)
+        ignoring = bool(self.ignore_ids) and (self.max_ignore is None
+                                              or n_ignored < self.max_ignore)
+        # keyed by the set's own frozenset, whose hash is cached: no union is built and
+        # hashed per new parser set (sets share ``expected`` objects through predictions)
+        key = (parser.expected, ignoring)
+        mode = self._mode_of_expected.get(key)
+        if mode is None:
+            mode = self.mode(parser.expected | self.ignore_ids if ignoring else parser.expected)
+            self._mode_of_expected[key] = mode  # benign race: same mode either way
         return LexState(parser, mode, mode.start, False, n_ignored)
 
     # -- stepping ------------------------------------------------------------------------

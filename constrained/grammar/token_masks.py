@@ -24,11 +24,18 @@ from ..errors import ConstraintTooComplex
 from ..masks.kernels import PreorderTrie, lexer_walk_nodes
 from .compiled import CompiledGrammar, LexerMode, LexState
 
+# A node group ending a lexeme: (lexeme ids accepted, its nodes ascending, the nodes'
+# bytes, which name the group in walk caches; a bytes object caches its hash, so a group
+# reached again costs no re-hash of its content)
+Group = tuple[frozenset[int], np.ndarray, bytes]
 # A lexer walk: (bitmask words of the tokens that stay inside the lexeme, or None if
-# none do; [(lexeme ids accepted, nodes ending it there)])
-Walk = tuple[np.ndarray | None, list[tuple[frozenset[int], np.ndarray]]]
+# none do; the groups of nodes whose byte ended a lexeme)
+Walk = tuple[np.ndarray | None, list[Group]]
+# A context of one round: the state after a boundary, and the groups entering it
+_Round = dict[tuple[object, object, int], tuple[LexState, list[Group]]]
 #: cached lexer walks kept per grammar before the cache is reset
 MAX_WALKS = 50_000
+_MISSING = object()
 
 
 def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState, n_words: int,
@@ -38,31 +45,41 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
 
     Runs in rounds: every context (parser set, mode, ignore count) reached in a round is
     walked once over the union of the node groups that reached it, so a context reached
-    through several boundaries (``)`` after NUMBER and after NAME) costs one walk.
+    through several boundaries (``)`` after NUMBER and after NAME) costs one walk. This
+    loop runs hundreds of times per cold mask on expression grammars (one context per
+    lexeme sequence inside some token), so cache hits are looked up inline.
     """
     out = np.zeros(n_words, dtype=np.int32)
     if state.mode.dfa is None:
         return out
     ok = out[:_trie_words(trie)]
     nfb = cg.not_followed_by or None
+    fp = trie.fingerprint
     live, groups = lexer_walk(trie, state.mode, ("root", state.q), state.q, None, nfb)
     if live is not None:
         np.bitwise_or(ok, live, out=ok)
     visits = 1
-    rnd: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]] = {}
+    rnd: _Round = {}
     _spread(cg, state, groups, rnd)
     while rnd:
-        nxt_round: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]] = {}
+        nxt_round: _Round = {}
         for ctx, parts in rnd.values():
             visits += 1
             if visits > max_visits:
                 raise ConstraintTooComplex(
                     f"token mask needed more than {max_visits} lexer walks")
-            nodes = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+            mode = ctx.mode
+            if len(parts) == 1:
+                nodes, name = parts[0][1], parts[0][2]
+            else:
+                nodes = np.unique(np.concatenate([g[1] for g in parts]))
+                name = nodes.tobytes()
             # a node group is named by its content: the same nodes entered in the same
             # mode give the same walk whatever path led there (shared across masks)
-            live, groups = lexer_walk(trie, ctx.mode, ("entry", ctx.mode.start, nodes.tobytes()),
-                                      ctx.q, nodes, nfb)
+            walk = mode.walks.get((fp, ("entry", mode.start, name)))
+            if walk is None:
+                walk = lexer_walk(trie, mode, ("entry", mode.start, name), ctx.q, nodes, nfb)
+            live, groups = walk  # type: ignore[misc]
             if live is not None:
                 np.bitwise_or(ok, live, out=ok)
             _spread(cg, ctx, groups, nxt_round)
@@ -70,20 +87,24 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
     return out
 
 
-def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[tuple[frozenset[int], np.ndarray]],
-            into: dict[tuple[object, object, int], tuple[LexState, list[np.ndarray]]]) -> None:
-    """Finish the lexeme of each group through the parser; file its nodes under the
+def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[Group], into: _Round) -> None:
+    """Finish the lexeme of each group through the parser; file the group under the
     context that follows (merging groups that reach the same context)."""
-    for acc, nodes in groups:
-        nxt = cg.finish_lexemes(ctx, acc)
-        if nxt is None or nxt.mode.dfa is None:
+    cache = ctx.parser.cache
+    n_ignored = ctx.n_ignored
+    for group in groups:
+        # CompiledGrammar.finish_lexemes' memo, looked up inline
+        nxt = cache.get(("finish", group[0], n_ignored), _MISSING)
+        if nxt is _MISSING:
+            nxt = cg.finish_lexemes(ctx, group[0])
+        if nxt is None or nxt.mode.dfa is None:  # type: ignore[union-attr]
             continue
-        sig = (nxt.parser, nxt.mode, nxt.n_ignored)
+        sig = (nxt.parser, nxt.mode, nxt.n_ignored)  # type: ignore[union-attr]
         entry = into.get(sig)
         if entry is None:
-            into[sig] = (nxt, [nodes])
+            into[sig] = (nxt, [group])  # type: ignore[assignment]
         else:
-            entry[1].append(nodes)
+            entry[1].append(group)
 
 
 def lexer_walk(trie: PreorderTrie, mode: LexerMode, key: tuple[object, ...], q: int,
@@ -109,7 +130,7 @@ def lexer_walk(trie: PreorderTrie, mode: LexerMode, key: tuple[object, ...], q: 
         live_words.setflags(write=False)
     # group the ending nodes by the set of lexemes accepted (many DFA states, e.g. every
     # keyword prefix of NAME, finish the same lexemes: one parser step per set)
-    groups: list[tuple[frozenset[int], np.ndarray]] = []
+    groups: list[Group] = []
     if dn.size:
         groups = _group_ends(trie, mode, dn, df, not_followed_by)
     result: Walk = (live_words, groups)
@@ -120,8 +141,7 @@ def lexer_walk(trie: PreorderTrie, mode: LexerMode, key: tuple[object, ...], q: 
 
 
 def _group_ends(trie: PreorderTrie, mode: LexerMode, dn: np.ndarray, df: np.ndarray,
-                not_followed_by: dict[int, frozenset[int]] | None
-                ) -> list[tuple[frozenset[int], np.ndarray]]:
+                not_followed_by: dict[int, frozenset[int]] | None) -> list[Group]:
     """Ending nodes ``dn`` grouped by the set of lexemes accepted in their
     state ``df``: many DFA states (every keyword prefix of NAME) finish the same lexemes,
     so the parser is asked once per set. One ``unique`` over the states and one stable
@@ -152,8 +172,12 @@ def _group_ends(trie: PreorderTrie, mode: LexerMode, dn: np.ndarray, df: np.ndar
     for acc, k in gid.items():
         by_acc.setdefault(acc, []).append(ordered[bounds[k + 1] : bounds[k + 2]])
     # ascending within a group (entries of a node group may nest, so ``dn`` need not be)
-    return [(acc, np.sort(parts[0] if len(parts) == 1 else np.concatenate(parts)))
-            for acc, parts in by_acc.items() if acc]
+    groups: list[Group] = []
+    for acc, parts in by_acc.items():
+        if acc:
+            nodes = np.sort(parts[0] if len(parts) == 1 else np.concatenate(parts))
+            groups.append((acc, nodes, nodes.tobytes()))
+    return groups
 
 
 def _trie_words(trie: PreorderTrie) -> int:

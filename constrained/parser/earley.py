@@ -36,6 +36,8 @@ class ParserLimits:
 
 #: distinct predicted-nonterminal sets whose shared part is kept per parser
 _MAX_PREDICTED = 4096
+#: intern-table size below which dead entries are never swept
+_MIN_SWEEP = 4096
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,10 @@ class EarleyParser:
         self.nullable = self._nullable()
         self._closure = {n: self._prediction_closure(n) for n in self.by_lhs}
         self._lock = threading.RLock()
-        self._intern: weakref.WeakValueDictionary[frozenset[Item], EarleySet] = (
-            weakref.WeakValueDictionary())
+        # kernel -> weak reference to its set; dead entries are swept when the table
+        # doubles (a WeakValueDictionary's per-entry callbacks cost ~2 us per new set)
+        self._intern: dict[frozenset[Item], weakref.ref[EarleySet]] = {}
+        self._sweep_at = _MIN_SWEEP
         self._recent: OrderedDict[int, EarleySet] = OrderedDict()
         self._pred_cache: dict[frozenset[int], _Predicted] = {}
         self._pred_by_seeds: dict[frozenset[int], _Predicted] = {}
@@ -237,7 +241,8 @@ class EarleyParser:
         if not items:
             return None
         key = frozenset(items)
-        found = self._intern.get(key)
+        ref = self._intern.get(key)
+        found = ref() if ref is not None else None
         if found is not None:
             with self._lock:
                 self._touch(found)
@@ -259,15 +264,25 @@ class EarleyParser:
         for sym, its in own.items():
             shared = by_next.get(sym)
             by_next[sym] = tuple(its) + shared if shared else tuple(its)
-        expected = pred.expected.union(k for k in own if k < n_lex)
+        own_lexemes = [k for k in own if k < n_lex]
+        expected = pred.expected.union(own_lexemes) if own_lexemes else pred.expected
         with self._lock:
-            found = self._intern.get(key)
+            ref = self._intern.get(key)
+            found = ref() if ref is not None else None
             if found is None:
                 self._uid += 1
                 found = EarleySet(key, by_next, expected, accepting, self._uid)
-                self._intern[key] = found
+                self._intern[key] = weakref.ref(found)
+                if len(self._intern) >= self._sweep_at:
+                    self._sweep()
             self._touch(found)
         return found
+
+    def _sweep(self) -> None:
+        """Drop the intern entries of dead sets (lock held); amortised O(1) per set."""
+        live = {k: r for k, r in self._intern.items() if r() is not None}
+        self._intern = live  # one assignment: lock-free readers see the old or the new table
+        self._sweep_at = max(_MIN_SWEEP, 2 * len(live))
 
     def _touch(self, found: EarleySet) -> None:
         """Keep ``found`` among the recently used sets (lock held)."""
