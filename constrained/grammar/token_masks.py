@@ -36,6 +36,8 @@ _Round = dict[tuple[object, object, int], tuple[LexState, list[Group]]]
 #: cached lexer walks kept per grammar before the cache is reset
 MAX_WALKS = 50_000
 _MISSING = object()
+#: walks ending at most this many nodes group them in plain Python (no numpy overhead)
+_SMALL_GROUPING = 32
 
 
 def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState, n_words: int,
@@ -148,6 +150,8 @@ def _group_ends(trie: PreorderTrie, mode: LexerMode, dn: np.ndarray, df: np.ndar
     sort by group (a ``split`` per distinct state cost ~3 us each, ms per walk on
     arithmetic). Lexemes with a lookahead rule end only before bytes they allow: their
     nodes are split by their byte (the first byte of what follows)."""
+    if dn.size <= _SMALL_GROUPING:
+        return _group_ends_small(trie, mode, dn, df, not_followed_by)
     states, inverse = np.unique(df, return_inverse=True)
     inverse = inverse.reshape(-1)
     by_acc: dict[frozenset[int], list[np.ndarray]] = {}
@@ -177,6 +181,28 @@ def _group_ends(trie: PreorderTrie, mode: LexerMode, dn: np.ndarray, df: np.ndar
         if acc:
             nodes = np.sort(parts[0] if len(parts) == 1 else np.concatenate(parts))
             groups.append((acc, nodes, nodes.tobytes()))
+    return groups
+
+
+def _group_ends_small(trie: PreorderTrie, mode: LexerMode, dn: np.ndarray, df: np.ndarray,
+                      not_followed_by: dict[int, frozenset[int]] | None) -> list[Group]:
+    """:func:`_group_ends` for a few ending nodes, in plain Python: walks entered from a
+    narrow node group (the tokens of a long run like ``------``, one parser level per
+    lexeme) end a handful of nodes, where numpy's per-call overhead was ~20 us a walk."""
+    by_acc: dict[frozenset[int], list[int]] = {}
+    node_bytes = trie.byte[dn].tolist() if not_followed_by else None
+    for k, (node, q) in enumerate(zip(dn.tolist(), df.tolist())):
+        acc = mode.accepting(q)
+        if node_bytes is not None and not_followed_by and any(i in not_followed_by for i in acc):
+            b = node_bytes[k]
+            acc = frozenset(i for i in acc if b not in not_followed_by.get(i, ()))
+        if acc:
+            by_acc.setdefault(acc, []).append(node)
+    groups: list[Group] = []
+    for acc, nodes in by_acc.items():
+        nodes.sort()
+        arr = np.array(nodes, dtype=dn.dtype)
+        groups.append((acc, arr, arr.tobytes()))
     return groups
 
 
