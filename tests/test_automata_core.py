@@ -197,3 +197,29 @@ def test_trim_kernel_matches_reverse_search(data: st.DataObject, n: int) -> None
 
     expected = [reaches_accept(s, set()) for s in range(n)]
     assert live_states(kind, nonempty, succ, eps_ptr, eps_dst).tolist() == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(words=st.lists(st.text("abc\"", min_size=1, max_size=5), min_size=17, max_size=80,
+                      unique=True),
+       probes=st.lists(st.text("abcd\"", max_size=7), max_size=40),
+       small_work=st.sampled_from([0, 256, 10**6]))
+def test_many_lexeme_rows_match_python_re(words: list[str], probes: list[str],
+                                          small_work: int) -> None:
+    """Rows of states holding many NFA states (a lexer mode over dozens of JSON keys, plus
+    a string lexeme) are grouped in plain Python or with numpy depending on their size:
+    either way each lexeme accepts exactly what Python ``re`` matches."""
+    import constrained.automata.dfa as dfa_mod
+
+    old = dfa_mod._SMALL_WORK
+    dfa_mod._SMALL_WORK = small_work
+    try:
+        pats = [re.escape(w) for w in words] + [r'"[^"]*"']
+        dfa = LazyDFA([parse_regex(p) for p in pats])
+        for s in list(words) + probes + [w + "a" for w in words[:5]]:
+            q = dfa.walk(dfa.start, s.encode())
+            got = dfa.accepting_lexemes(q) if q > 0 else ()
+            want = tuple(i for i, p in enumerate(pats) if re.fullmatch(p, s))
+            assert got == want, (s, got, want)
+    finally:
+        dfa_mod._SMALL_WORK = old

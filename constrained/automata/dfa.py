@@ -29,6 +29,8 @@ from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, GrowingNFA, build_nfa
 
 DEAD = 0
 _SMALL = 16  # up to this many NFA byte states, a row is grouped in plain Python
+# ... or when the members' labels cover at most this many (state, class) pairs in all
+_SMALL_WORK = 256
 _SMALL_INTERN = 64  # up to this many NFA states, a new state's records are built in Python
 
 
@@ -316,7 +318,19 @@ class LazyDFA(TableDFA):
             byte_states = self._byte_states[state]
             row = np.zeros(self.n_classes, dtype=np.int32)
             k = len(byte_states)
-            if 0 < k <= _SMALL:
+            small = 0 < k <= _SMALL
+            if not small and k <= _SMALL_WORK:
+                # many NFA states with narrow labels (a mode's key literals: one byte each)
+                # group as cheaply in Python as a few states do
+                self._nfa_lists()
+                label_l = self._label_l
+                work = 0
+                for m in byte_states:
+                    work += len(self._label_class_list(label_l[m]))
+                    if work > _SMALL_WORK:
+                        break
+                small = work <= _SMALL_WORK
+            if small:
                 # few NFA states: group classes by member bitmask in plain Python, fill a
                 # Python row (numpy fancy assignment per group cost more than the grouping)
                 members_l = list(byte_states)
@@ -328,16 +342,26 @@ class LazyDFA(TableDFA):
                     for c in self._label_class_list(label_l[members_l[0]]):
                         row_l[c] = sid
                 else:
-                    sig: dict[int, int] = {}
+                    # members sharing a label (string bodies of several lexemes) share
+                    # one pass over its classes
+                    by_label: dict[int, int] = {}
                     for i, m in enumerate(members_l):
-                        bit = 1 << i
-                        for c in self._label_class_list(label_l[m]):
-                            sig[c] = sig.get(c, 0) | bit
+                        lab = label_l[m]
+                        by_label[lab] = by_label.get(lab, 0) | (1 << i)
+                    sig: dict[int, int] = {}
+                    for lab, lbits in by_label.items():
+                        for c in self._label_class_list(lab):
+                            sig[c] = sig.get(c, 0) | lbits
                     sids: dict[int, int] = {}
                     for c, bits in sig.items():
                         sid_hit = sids.get(bits)
                         if sid_hit is None:
-                            picked = [members_l[i] for i in range(k) if bits >> i & 1]
+                            picked = []
+                            rest = bits
+                            while rest:  # the set bits, lowest first
+                                low = rest & -rest
+                                picked.append(members_l[low.bit_length() - 1])
+                                rest ^= low
                             if len(picked) == 1:
                                 target_set = self._succ(picked[0])
                             else:
@@ -432,13 +456,13 @@ class LazyDFA(TableDFA):
             if not np.array_equal(nfa.class_of, old_class_of):
                 old_of_new = old_class_of[[int(b[0]) for b in nfa.class_bytes]]
                 table = np.ascontiguousarray(table[:, old_of_new])
+                self._label_classes = {}  # class ids changed (unchanged: the memo holds)
             if self._kind_l is not None:
                 assert self._lex_l is not None
                 self._kind_l.extend(nfa.kind[n_old:].tolist())
                 self._lex_l.extend(nfa.lexeme[n_old:].tolist())
                 self._label_l.extend(nfa.label[n_old:].tolist())
                 self._succ_l.extend(nfa.succ[n_old:].tolist())
-            self._label_classes = {}
             self.nfa = nfa
             self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
                         nfa.class_bytes)
