@@ -151,3 +151,30 @@ def test_big_grammar_uses_one_growing_lexer(load_vocab) -> None:
     assert allowed
     for t in allowed[:300]:
         assert cg.advance(m.state, vocab.tokens[t]) is not None
+
+
+PATTERNS_FOR_CLASSES = [r"[a-z]+", r"\d{2}", r'"[^"\\]*"', r"if|else", r"[A-F0-9]", r"\s",
+                        r"é|ü", r"[\x00-\x1f]", r"x", r"true", r"[+*/-]"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.lists(st.lists(st.sampled_from(PATTERNS_FOR_CLASSES), min_size=1, max_size=4),
+                       min_size=1, max_size=6))
+def test_incremental_byte_classes_equal_recomputed(groups: list[list[str]]) -> None:
+    """A growing NFA refines its byte classes as labels arrive; after every addition
+    they equal the classes computed from scratch over all its labels (same numbering)."""
+    import numpy as np
+
+    from constrained.automata.nfa import GrowingNFA, _byte_classes
+
+    flat = [p for g in groups for p in g]
+    store = GrowingNFA(len(flat), 1_000_000)
+    i = 0
+    for g in groups:
+        store.add({i + k: build_nfa([parse_regex(p)]) for k, p in enumerate(g)})
+        i += len(g)
+        nfa = store.snapshot()
+        class_of, class_bytes, label_cls = _byte_classes(nfa.labels)
+        assert np.array_equal(nfa.class_of, class_of)
+        assert [b.tolist() for b in nfa.class_bytes] == [b.tolist() for b in class_bytes]
+        assert np.array_equal(nfa.label_classes, label_cls)

@@ -53,12 +53,34 @@ class NFA:
     starts: list[int]
     labels: list[int]
     live: np.ndarray
-    class_of: np.ndarray
-    class_bytes: list[np.ndarray]
-    label_classes: np.ndarray
     max_closure_total: int = 4_000_000
     _closures: dict[int, frozenset[int]] = field(default_factory=dict, repr=False)
     _closure_total: list[int] = field(default_factory=lambda: [0], repr=False)
+    # (class_of, class_bytes, label_classes), computed from ``labels`` on first use: the
+    # per-lexeme NFAs a growing lexer appends never need their own (~0.2 ms each)
+    _classes: tuple[np.ndarray, list[np.ndarray], np.ndarray] | None = field(
+        default=None, repr=False)
+
+    def _byte_class_info(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        info = self._classes
+        if info is None:
+            info = self._classes = _byte_classes(self.labels)  # benign race: same value
+        return info
+
+    @property
+    def class_of(self) -> np.ndarray:
+        """int32[256]: byte -> equivalence class (bytes every label treats alike)."""
+        return self._byte_class_info()[0]
+
+    @property
+    def class_bytes(self) -> list[np.ndarray]:
+        """The bytes of each class, classes numbered in order of their first byte."""
+        return self._byte_class_info()[1]
+
+    @property
+    def label_classes(self) -> np.ndarray:
+        """bool[n_labels, n_classes]: the classes each label accepts."""
+        return self._byte_class_info()[2]
 
     @property
     def n_states(self) -> int:
@@ -511,26 +533,34 @@ def _byte_classes(labels: list[int]) -> tuple[np.ndarray, list[np.ndarray], np.n
         matrix = np.unpackbits(raw.reshape(len(labels), 32), axis=1, bitorder="little").astype(bool)
     else:
         matrix = np.zeros((0, 256), dtype=bool)
-    # group the 256 bytes by their column (which labels contain them); classes are
-    # numbered in order of their first byte
+    # group the 256 bytes by their column (which labels contain them)
     if len(labels):
-        columns = np.ascontiguousarray(np.packbits(matrix.T, axis=1))
-        keys = columns.view(np.dtype((np.void, columns.shape[1]))).reshape(-1)
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        order = np.argsort(first)
-        rank = np.empty(len(order), dtype=np.int32)
-        rank[order] = np.arange(len(order), dtype=np.int32)
-        class_of = rank[inverse.reshape(-1)]
-        first_idx = first[order].astype(np.intp)
+        class_of, class_bytes, first_idx = _partition(
+            np.ascontiguousarray(np.packbits(matrix.T, axis=1)))
     else:
         class_of = np.zeros(256, dtype=np.int32)
+        class_bytes = [np.arange(256, dtype=np.uint8)]
         first_idx = np.zeros(1, dtype=np.intp)
+    label_cls = matrix[:, first_idx] if len(labels) else np.zeros((0, 1), dtype=bool)
+    return class_of, class_bytes, label_cls
+
+
+def _partition(key: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Bytes grouped by equal rows of ``key`` (uint8[256, w]): (class_of int32[256],
+    the bytes of each class, the first byte of each class); classes are numbered in
+    order of their first byte."""
+    keys = key.view(np.dtype((np.void, key.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    class_of = rank[inverse.reshape(-1)]
+    first_idx = first[order].astype(np.intp)
     n_classes = len(first_idx)
     by_class = np.argsort(class_of, kind="stable").astype(np.uint8)
     bounds = np.searchsorted(class_of[by_class], np.arange(n_classes + 1))
     class_bytes = [by_class[bounds[c] : bounds[c + 1]] for c in range(n_classes)]
-    label_cls = matrix[:, first_idx] if len(labels) else np.zeros((0, n_classes), dtype=bool)
-    return class_of, class_bytes, label_cls
+    return class_of, class_bytes, first_idx
 
 
 def union_nfa(parts: Sequence[NFA], limits: Limits | None = None) -> NFA:
@@ -561,17 +591,17 @@ def _finish(b: _Builder, starts: list[int], deadline: Deadline) -> NFA:
     eps_dst = np.fromiter(chain.from_iterable(b.eps), dtype=np.int32, count=int(eps_ptr[-1]))
     lexeme = np.array(b.lexeme, dtype=np.int32)
 
-    class_of, class_bytes, label_cls = _byte_classes(b.labels)
-
-    # trimming: reverse reachability from the accept states over non-empty edges
+    # trimming: reverse reachability from the accept states over non-empty edges (a
+    # label is non-empty when any of its 256 bits is set: no byte classes needed)
     is_byte = kind == KIND_BYTE
     nonempty = np.zeros(n, dtype=bool)
-    nonempty[is_byte] = label_cls[label[is_byte]].any(axis=1) if is_byte.any() else False
+    if is_byte.any():
+        label_nonempty = np.array([x != 0 for x in b.labels], dtype=bool)
+        nonempty[is_byte] = label_nonempty[label[is_byte]]
     live = live_states(kind, nonempty, succ, eps_ptr, eps_dst)
     deadline.check()
     return NFA(kind=kind, label=label, succ=succ, eps_ptr=eps_ptr, eps_dst=eps_dst,
-               lexeme=lexeme, starts=starts, labels=b.labels, live=live, class_of=class_of,
-               class_bytes=class_bytes, label_classes=label_cls)
+               lexeme=lexeme, starts=starts, labels=b.labels, live=live)
 
 
 class GrowingNFA:
@@ -604,6 +634,11 @@ class GrowingNFA:
         self.starts: list[int] = [-1] * n_lexemes
         self._closures: dict[int, frozenset[int]] = {}
         self._closure_total: list[int] = [0]
+        # byte classes kept up to date as labels arrive (recomputing them over every
+        # label per added lexeme was half of adding one on 1,500-lexeme schemas)
+        self._label_bits = np.zeros((64, 256), dtype=bool)  # one row per label
+        self._classes: tuple[np.ndarray, list[np.ndarray], np.ndarray] = _byte_classes([])
+        self._classed_labels = 0  # labels already folded into ``_classes``
 
     def has(self, lexeme: int) -> bool:
         return self.starts[lexeme] >= 0
@@ -640,6 +675,28 @@ class GrowingNFA:
             self.labels.append(bits)
         return idx
 
+    def _refined_classes(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``_byte_classes(self.labels)``, refining the previous partition by the labels
+        added since (a byte's new class: its old class and its bits in the new labels)."""
+        n_old, n_new = self._classed_labels, len(self.labels)
+        if n_new == n_old:
+            return self._classes
+        if n_new > len(self._label_bits):
+            bits = np.zeros((max(n_new, 2 * len(self._label_bits)), 256), dtype=bool)
+            bits[:n_old] = self._label_bits[:n_old]
+            self._label_bits = bits
+        raw = np.frombuffer(b"".join(x.to_bytes(32, "little") for x in self.labels[n_old:]),
+                            dtype=np.uint8)
+        rows = np.unpackbits(raw.reshape(n_new - n_old, 32), axis=1, bitorder="little")
+        self._label_bits[n_old:n_new] = rows.astype(bool)
+        old_class_of = self._classes[0]
+        key = np.concatenate([old_class_of.astype("<i4").view(np.uint8).reshape(256, 4),
+                              np.packbits(rows.T.astype(bool), axis=1)], axis=1)
+        class_of, class_bytes, first_idx = _partition(np.ascontiguousarray(key))
+        self._classes = (class_of, class_bytes, self._label_bits[:n_new][:, first_idx])
+        self._classed_labels = n_new
+        return self._classes
+
     def _reserve(self, n: int, n_eps: int) -> None:
         cap = len(self._kind)
         if n > cap:
@@ -665,12 +722,10 @@ class GrowingNFA:
         """The NFA of every lexeme added so far (views of the buffers; closures memoised
         across snapshots, since adding lexemes never changes an existing closure)."""
         n = self.n
-        class_of, class_bytes, label_cls = _byte_classes(self.labels)
         nfa = NFA(kind=self._kind[:n], label=self._label[:n], succ=self._succ[:n],
                   eps_ptr=self._eps_ptr[: n + 1], eps_dst=self._eps_dst[: self.n_eps],
                   lexeme=self._lexeme[:n], starts=list(self.starts), labels=list(self.labels),
-                  live=self._live[:n], class_of=class_of, class_bytes=class_bytes,
-                  label_classes=label_cls)
+                  live=self._live[:n], _classes=self._refined_classes())
         nfa._closures = self._closures
         nfa._closure_total = self._closure_total
         return nfa
