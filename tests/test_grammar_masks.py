@@ -1,10 +1,10 @@
 """Grammar token masks: the mask machinery's fast paths agree with each other and with
 advancing every token one by one (the definition of the mask), on a real vocabulary.
 
-The cold-mask fast paths (grouping few ending nodes in plain Python, the compile-time
-lexer exploration, the inline cache lookups) must not change a single bit: each case is
-checked exhaustively over GPT-2's 50k tokens at every step of a teacher-forced input,
-with the small-grouping path forced on and forced off.
+The cold-mask fast paths (grouping few ending nodes in plain Python, sparse live words,
+the compile-time lexer exploration, the inline cache lookups) must not change a single
+bit: each case is checked exhaustively over GPT-2's 50k tokens at every step of a
+teacher-forced input, with the fast paths forced on everywhere and off everywhere.
 """
 from __future__ import annotations
 
@@ -62,8 +62,11 @@ def test_masks_equal_token_by_token_advance(name: str, grammar: str, text: str,
     wants: list[np.ndarray] = []  # the exhaustive masks, computed on the first pass
     special = list(vocab.special_token_ids)  # type: ignore[attr-defined]
     n_text = len(vocab.tokens)  # type: ignore[attr-defined]
-    for small in (0, 10**9):  # numpy grouping everywhere / plain-Python grouping everywhere
+    # numpy grouping and dense live words everywhere / plain-Python grouping and sparse
+    # live words everywhere
+    for small in (0, 10**9):
         monkeypatch.setattr(tm, "_SMALL_GROUPING", small)
+        monkeypatch.setattr(tm, "_SPARSE_WORDS", small)
         c = GrammarConstraint(lark_to_grammar(grammar), vocab)  # type: ignore[arg-type]
         m = c.matcher()
         for step, tid in enumerate(toks):

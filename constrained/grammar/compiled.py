@@ -247,9 +247,9 @@ class CompiledGrammar:
         return result
 
     def _finish_uncached(self, state: LexState, acc: frozenset[int]) -> LexState | None:
-        gram = acc & state.parser.expected
+        gram = acc & state.parser.expected  # a new frozenset already
         if gram:
-            nxt = self.parser.scan(state.parser, frozenset(gram))
+            nxt = self.parser.scan(state.parser, gram)
             if nxt is not None:
                 return self.fresh(nxt, 0)
         if acc & self.ignore_ids and (self.max_ignore is None or state.n_ignored < self.max_ignore):

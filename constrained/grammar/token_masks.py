@@ -28,9 +28,12 @@ from .compiled import CompiledGrammar, LexerMode, LexState
 # bytes, which name the group in walk caches; a bytes object caches its hash, so a group
 # reached again costs no re-hash of its content)
 Group = tuple[frozenset[int], np.ndarray, bytes]
-# A lexer walk: (bitmask words of the tokens that stay inside the lexeme, or None if
-# none do; the groups of nodes whose byte ended a lexeme)
-Walk = tuple[np.ndarray | None, list[Group]]
+# The tokens of a walk that stay inside the lexeme: None (none do), int32 bitmask words,
+# or for a few tokens the (word index, word) pairs of the non-zero words (a walk from a
+# narrow node group allows a handful of tokens; OR-ing 16 KB per such walk was ~1 us)
+Live = np.ndarray | tuple[np.ndarray, np.ndarray] | None
+# A lexer walk: (its live tokens; the groups of nodes whose byte ended a lexeme)
+Walk = tuple[Live, list[Group]]
 # A context of one round: the state after a boundary, and the groups entering it
 _Round = dict[tuple[object, object, int], tuple[LexState, list[Group]]]
 #: cached lexer walks kept per grammar before the cache is reset
@@ -38,6 +41,8 @@ MAX_WALKS = 50_000
 _MISSING = object()
 #: walks ending at most this many nodes group them in plain Python (no numpy overhead)
 _SMALL_GROUPING = 32
+#: walks whose tokens fill at most this many bitmask words keep them sparse
+_SPARSE_WORDS = 64
 
 
 def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState, n_words: int,
@@ -57,9 +62,13 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
     ok = out[:_trie_words(trie)]
     nfb = cg.not_followed_by or None
     fp = trie.fingerprint
+    sparse: list[tuple[np.ndarray, np.ndarray]] = []  # sparse live parts, OR-ed at the end
     live, groups = lexer_walk(trie, state.mode, ("root", state.q), state.q, None, nfb)
     if live is not None:
-        np.bitwise_or(ok, live, out=ok)
+        if isinstance(live, tuple):
+            sparse.append(live)
+        else:
+            np.bitwise_or(ok, live, out=ok)
     visits = 1
     rnd: _Round = {}
     _spread(cg, state, groups, rnd)
@@ -83,9 +92,19 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
                 walk = lexer_walk(trie, mode, ("entry", mode.start, name), ctx.q, nodes, nfb)
             live, groups = walk  # type: ignore[misc]
             if live is not None:
-                np.bitwise_or(ok, live, out=ok)
+                if isinstance(live, tuple):
+                    sparse.append(live)
+                else:
+                    np.bitwise_or(ok, live, out=ok)
             _spread(cg, ctx, groups, nxt_round)
         rnd = nxt_round
+    if sparse:
+        if len(sparse) == 1:
+            idx, vals = sparse[0]
+        else:
+            idx = np.concatenate([p[0] for p in sparse])
+            vals = np.concatenate([p[1] for p in sparse])
+        np.bitwise_or.at(ok, idx, vals)  # indices may repeat across walks
     return out
 
 
@@ -126,10 +145,13 @@ def lexer_walk(trie: PreorderTrie, mode: LexerMode, key: tuple[object, ...], q: 
     dfa = mode.dfa
     assert dfa is not None
     words, dn, df = lexer_walk_nodes(trie, dfa, q, entry, mode.start)
-    live_words: np.ndarray | None = None
-    if words.any():
+    live_words: Live = None
+    nz = np.flatnonzero(words)
+    if nz.size > _SPARSE_WORDS:
         live_words = words.view(np.int32)
         live_words.setflags(write=False)
+    elif nz.size:
+        live_words = (nz, words[nz].view(np.int32))
     # group the ending nodes by the set of lexemes accepted (many DFA states, e.g. every
     # keyword prefix of NAME, finish the same lexemes: one parser step per set)
     groups: list[Group] = []

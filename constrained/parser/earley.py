@@ -269,13 +269,19 @@ class EarleyParser:
         with self._lock:
             ref = self._intern.get(key)
             found = ref() if ref is not None else None
-            if found is None:
-                self._uid += 1
-                found = EarleySet(key, by_next, expected, accepting, self._uid)
-                self._intern[key] = weakref.ref(found)
-                if len(self._intern) >= self._sweep_at:
-                    self._sweep()
-            self._touch(found)
+            if found is not None:
+                self._touch(found)
+                return found
+            self._uid += 1
+            found = EarleySet(key, by_next, expected, accepting, self._uid)
+            self._intern[key] = weakref.ref(found)
+            if len(self._intern) >= self._sweep_at:
+                self._sweep()
+            # a new set goes to the young end of the LRU (no move needed)
+            recent = self._recent
+            recent[found.uid] = found
+            if len(recent) > self.limits.keep_recent_sets:
+                recent.popitem(last=False)
         return found
 
     def _sweep(self) -> None:
@@ -307,8 +313,8 @@ class EarleyParser:
         kernel = [(p, d + 1, o if o is not None else state)
                   for t in lexemes for p, d, o in state.by_next.get(t, ())]
         result = self._build(kernel) if kernel else None
-        with self._lock:
-            state._next[lexemes] = None if result is None else weakref.ref(result)
+        # one atomic dict store: racing threads memoise the same successor
+        state._next[lexemes] = None if result is None else weakref.ref(result)
         return result
 
     def recognise(self, lexemes: Iterable[int | frozenset[int]]) -> bool:
