@@ -118,7 +118,7 @@ class CompiledGrammar:
     """
 
     def __init__(self, grammar: Grammar, dfa_limits: Limits | None = None,
-                 parser_limits: ParserLimits | None = None) -> None:
+                 parser_limits: ParserLimits | None = None, explore_lexer: bool = True) -> None:
         self.grammar = grammar
         rules = _productive_rules(grammar)
         self.lexeme_names: tuple[str, ...] = tuple(sorted(grammar.lexemes))
@@ -148,11 +148,14 @@ class CompiledGrammar:
                 self.lexer = LazyDFA(self.nodes, dfa_limits)
             except ConstraintTooComplex:
                 pass  # too big as one automaton built up front
-        if self.lexer is not None and self.lexer.nfa.n_states <= EXPLORE_MAX_NFA:
-            # small lexers (hand-written grammars, not big schemas): determinise up front
-            # what the start over every lexeme reaches (most states any lexer mode uses
-            # after its first byte), so cold masks rarely pause for a DFA row (~20 us
-            # each; 140-300 per cold pass on the benchmark grammars, 3-8 ms here)
+        if (explore_lexer and self.lexer is not None
+                and self.lexer.nfa.n_states <= EXPLORE_MAX_NFA):
+            # small lexers of hand-written grammars: determinise up front what the start
+            # over every lexeme reaches (most states any lexer mode uses after its first
+            # byte), so cold masks rarely pause for a DFA row (~20 us each; 140-300 per
+            # cold pass on the benchmark grammars, 3-8 ms here). Schema grammars turn it
+            # off: a document visits few of their states (keys), and their time to first
+            # mask is 5 ms, not 50 (MaskBench sample: p50 4.5 -> 11 ms with it)
             self.lexer.start_for(frozenset(range(len(self.nodes))))
             self.lexer.explore_small(EXPLORE_STATES)
         if self.lexer is None and self.nodes:

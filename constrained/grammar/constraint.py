@@ -27,11 +27,12 @@ class GrammarConstraint(Constraint):
 
     def __init__(self, grammar: Grammar, vocab: Vocabulary, *, dfa_limits: Limits | None = None,
                  parser_limits: ParserLimits | None = None,
-                 compiled: CompiledGrammar | None = None) -> None:
+                 compiled: CompiledGrammar | None = None, explore_lexer: bool = True) -> None:
         self.vocab = vocab
         self.grammar = grammar
         # a CompiledGrammar is vocabulary-independent: one may serve several vocabularies
-        self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits)
+        self.compiled = compiled or CompiledGrammar(grammar, dfa_limits, parser_limits,
+                                                    explore_lexer)
         self.trie = TokenTrie.for_vocab(vocab)
         self._walk_trie: PreorderTrie | None = None
         # per lexer DFA (one per grammar; per mode past the growing lexer's cap): slice checks
@@ -110,6 +111,8 @@ class GrammarMatcher(Matcher[LexState]):
         return self._constraint.compiled.forced_bytes(state)
 
 
-def compile_grammar(grammar: Grammar, vocab: Vocabulary, **limits: Any) -> GrammarConstraint:
-    """Compile a grammar IR against ``vocab`` (``dfa_limits=``, ``parser_limits=`` optional)."""
-    return GrammarConstraint(grammar, vocab, **limits)
+def compile_grammar(grammar: Grammar, vocab: Vocabulary, **options: Any) -> GrammarConstraint:
+    """Compile a grammar IR against ``vocab``. Options: ``dfa_limits=``,
+    ``parser_limits=``, ``explore_lexer=`` (default True: determinise a small lexer at
+    compile time; schemas pass False to keep their time to first mask low)."""
+    return GrammarConstraint(grammar, vocab, **options)

@@ -143,7 +143,9 @@ def compile_json_schema(schema: object, vocab: Any, **options: Any) -> Any:
             compiler = SchemaCompiler(doc, replace(opts, split_lexemes=True), from_model)
             piece = _root_piece(compiler)
     if constraint is None:
-        constraint = compile_grammar(compiler.grammar(piece), vocab)
+        # no lexer exploration at compile time: a document visits few of a schema
+        # lexer's states, and the time to first mask budget is 5 ms (docs/grammars.md)
+        constraint = compile_grammar(compiler.grammar(piece), vocab, explore_lexer=False)
     _CACHE.put(key, constraint)
     return constraint
 
