@@ -110,9 +110,21 @@ def encode_string_content(node: Node, memo: dict[int, Node] | None = None) -> No
             parts.append(_unicode_escapes(controls))
         out = alt(*parts) if parts else NOTHING
     elif isinstance(node, (Concat, Alt)):
-        items = tuple(encode_string_content(i, memo) for i in node.items)
-        same = all(a is b for a, b in zip(items, node.items))
-        out = node if same else type(node)(items)
+        # children looked up inline: most are memo hits or escape-free byte sets (the
+        # complement tries of additional-property keys visit ~100k of them per schema)
+        encoded: list[Node] = []
+        same = True
+        for i in node.items:
+            e = memo.get(id(i))
+            if e is None:
+                if type(i) is ByteSet and not i.bits & _SPECIAL:
+                    e = i
+                else:
+                    e = encode_string_content(i, memo)
+            if e is not i:
+                same = False
+            encoded.append(e)
+        out = node if same else type(node)(tuple(encoded))
     elif isinstance(node, Repeat):
         item = encode_string_content(node.item, memo)
         out = node if item is node.item else Repeat(item, node.min, node.max)
