@@ -18,6 +18,8 @@ inside a JSON string is computed once per grammar). See docs/grammars.md for mea
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from ..errors import ConstraintTooComplex
@@ -115,15 +117,15 @@ def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[Group], into: _Roun
     n_ignored = ctx.n_ignored
     for group in groups:
         # CompiledGrammar.finish_lexemes' memo, looked up inline
-        nxt = cache.get(("finish", group[0], n_ignored), _MISSING)
-        if nxt is _MISSING:
-            nxt = cg.finish_lexemes(ctx, group[0])
-        if nxt is None or nxt.mode.dfa is None:  # type: ignore[union-attr]
+        hit = cache.get(("finish", group[0], n_ignored), _MISSING)
+        nxt = (cg.finish_lexemes(ctx, group[0]) if hit is _MISSING
+               else cast("LexState | None", hit))
+        if nxt is None or nxt.mode.dfa is None:
             continue
-        sig = (nxt.parser, nxt.mode, nxt.n_ignored)  # type: ignore[union-attr]
+        sig = (nxt.parser, nxt.mode, nxt.n_ignored)
         entry = into.get(sig)
         if entry is None:
-            into[sig] = (nxt, [group])  # type: ignore[assignment]
+            into[sig] = (nxt, [group])
         else:
             entry[1].append(group)
 
