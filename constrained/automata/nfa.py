@@ -528,11 +528,7 @@ def build_nfa(nodes: Sequence[Node], limits: Limits | None = None) -> NFA:
 def _byte_classes(labels: list[int]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Byte equivalence classes (bytes every label treats alike): (class_of int32[256],
     the bytes of each class, bool[n_labels, n_classes] classes of each label)."""
-    if labels:
-        raw = np.frombuffer(b"".join(x.to_bytes(32, "little") for x in labels), dtype=np.uint8)
-        matrix = np.unpackbits(raw.reshape(len(labels), 32), axis=1, bitorder="little").astype(bool)
-    else:
-        matrix = np.zeros((0, 256), dtype=bool)
+    matrix = _label_matrix(labels)
     # group the 256 bytes by their column (which labels contain them)
     if len(labels):
         class_of, class_bytes, first_idx = _partition(
@@ -543,6 +539,14 @@ def _byte_classes(labels: list[int]) -> tuple[np.ndarray, list[np.ndarray], np.n
         first_idx = np.zeros(1, dtype=np.intp)
     label_cls = matrix[:, first_idx] if len(labels) else np.zeros((0, 1), dtype=bool)
     return class_of, class_bytes, label_cls
+
+
+def _label_matrix(labels: list[int]) -> np.ndarray:
+    """bool[len(labels), 256]: the bytes of each 256-bit label."""
+    if not labels:
+        return np.zeros((0, 256), dtype=bool)
+    raw = np.frombuffer(b"".join(x.to_bytes(32, "little") for x in labels), dtype=np.uint8)
+    return np.unpackbits(raw.reshape(len(labels), 32), axis=1, bitorder="little").astype(bool)
 
 
 def _partition(key: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
@@ -685,13 +689,11 @@ class GrowingNFA:
             bits = np.zeros((max(n_new, 2 * len(self._label_bits)), 256), dtype=bool)
             bits[:n_old] = self._label_bits[:n_old]
             self._label_bits = bits
-        raw = np.frombuffer(b"".join(x.to_bytes(32, "little") for x in self.labels[n_old:]),
-                            dtype=np.uint8)
-        rows = np.unpackbits(raw.reshape(n_new - n_old, 32), axis=1, bitorder="little")
-        self._label_bits[n_old:n_new] = rows.astype(bool)
+        rows = _label_matrix(self.labels[n_old:])
+        self._label_bits[n_old:n_new] = rows
         old_class_of = self._classes[0]
         key = np.concatenate([old_class_of.astype("<i4").view(np.uint8).reshape(256, 4),
-                              np.packbits(rows.T.astype(bool), axis=1)], axis=1)
+                              np.packbits(rows.T, axis=1)], axis=1)
         class_of, class_bytes, first_idx = _partition(np.ascontiguousarray(key))
         self._classes = (class_of, class_bytes, self._label_bits[:n_new][:, first_idx])
         self._classed_labels = n_new
