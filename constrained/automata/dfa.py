@@ -318,12 +318,13 @@ class LazyDFA(TableDFA):
             byte_states = self._byte_states[state]
             row = np.zeros(self.n_classes, dtype=np.int32)
             k = len(byte_states)
+            self._nfa_lists()
+            label_l = self._label_l
+            assert label_l is not None
             small = 0 < k <= _SMALL
             if not small and k <= _SMALL_WORK:
                 # many NFA states with narrow labels (a mode's key literals: one byte each)
                 # group as cheaply in Python as a few states do
-                self._nfa_lists()
-                label_l = self._label_l
                 work = 0
                 for m in byte_states:
                     work += len(self._label_class_list(label_l[m]))
@@ -334,8 +335,6 @@ class LazyDFA(TableDFA):
                 # few NFA states: group classes by member bitmask in plain Python, fill a
                 # Python row (numpy fancy assignment per group cost more than the grouping)
                 members_l = list(byte_states)
-                self._nfa_lists()
-                label_l = self._label_l
                 row_l = [0] * self.n_classes
                 if k == 1:
                     sid = self._intern(self._succ(members_l[0]))

@@ -23,6 +23,9 @@ from ..parser.earley import EarleyParser, EarleySet, ParserLimits
 from .ir import Grammar
 
 _MISSING = object()
+#: first field of :meth:`CompiledGrammar.finish_lexemes`' memo keys on an Earley set's
+#: cache (``grammar/token_masks.py`` reads that memo inline on its hot path)
+FINISH_MEMO = "finish"
 #: grammars with more lexemes than this (large schema grammars) build a DFA per lexer mode:
 #: sizing the union up front took seconds at 1,567 lexemes, most never reached
 MAX_SHARED_LEXEMES = 256
@@ -241,7 +244,7 @@ class CompiledGrammar:
         expected lexeme (the parser reading is preferred; documented policy)."""
         if not acc:
             return None
-        memo_key = ("finish", acc, state.n_ignored)
+        memo_key = (FINISH_MEMO, acc, state.n_ignored)
         memo = state.parser.cache.get(memo_key, _MISSING)
         if memo is not _MISSING:
             return memo  # type: ignore[return-value]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConstraintTooComplex
 from ..masks.kernels import PreorderTrie, lexer_walk_nodes
-from .compiled import CompiledGrammar, LexerMode, LexState
+from .compiled import FINISH_MEMO, CompiledGrammar, LexerMode, LexState
 
 # A node group ending a lexeme: (lexeme ids accepted, its nodes ascending, the nodes'
 # bytes, which name the group in walk caches; a bytes object caches its hash, so a group
@@ -89,9 +89,10 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
                 name = nodes.tobytes()
             # a node group is named by its content: the same nodes entered in the same
             # mode give the same walk whatever path led there (shared across masks)
-            walk = mode.walks.get((fp, ("entry", mode.start, name)))
+            key = ("entry", mode.start, name)
+            walk = mode.walks.get((fp, key))
             if walk is None:
-                walk = lexer_walk(trie, mode, ("entry", mode.start, name), ctx.q, nodes, nfb)
+                walk = lexer_walk(trie, mode, key, ctx.q, nodes, nfb)
             live, groups = walk  # type: ignore[misc]
             if live is not None:
                 if isinstance(live, tuple):
@@ -117,7 +118,7 @@ def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[Group], into: _Roun
     n_ignored = ctx.n_ignored
     for group in groups:
         # CompiledGrammar.finish_lexemes' memo, looked up inline
-        hit = cache.get(("finish", group[0], n_ignored), _MISSING)
+        hit = cache.get((FINISH_MEMO, group[0], n_ignored), _MISSING)
         nxt = (cg.finish_lexemes(ctx, group[0]) if hit is _MISSING
                else cast("LexState | None", hit))
         if nxt is None or nxt.mode.dfa is None:

@@ -277,11 +277,7 @@ class EarleyParser:
             self._intern[key] = weakref.ref(found)
             if len(self._intern) >= self._sweep_at:
                 self._sweep()
-            # a new set goes to the young end of the LRU (no move needed)
-            recent = self._recent
-            recent[found.uid] = found
-            if len(recent) > self.limits.keep_recent_sets:
-                recent.popitem(last=False)
+            self._touch(found)
         return found
 
     def _sweep(self) -> None:
