@@ -223,3 +223,21 @@ def test_many_lexeme_rows_match_python_re(words: list[str], probes: list[str],
             assert got == want, (s, got, want)
     finally:
         dfa_mod._SMALL_WORK = old
+
+
+_REGEXES = st.sampled_from([r"a", r"ab", r"a|b", r"[ab]", r"a*", r"(ab)+", r"a{2,3}", r"",
+                            r"[^a]", r"(a|b)c", r"a(b|c)", r"\d+", r"[0-9]+", r"x?"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_REGEXES, min_size=1, max_size=8))
+def test_structural_ids_equal_iff_nodes_equal(patterns: list[str]) -> None:
+    """structural_ids (memoised by identity, for the grammar's shared DFA lexemes) agrees
+    with the nodes' own structural equality on separately parsed (distinct) objects."""
+    from constrained.automata.ast import structural_ids
+
+    nodes = [parse_regex(p) for p in patterns]
+    ids = structural_ids(nodes)
+    for i, a in enumerate(nodes):
+        for j, b in enumerate(nodes):
+            assert (ids[i] == ids[j]) == (a == b), (patterns[i], patterns[j])

@@ -27,11 +27,25 @@ NAME: /[a-z_]+/
 %ignore " "
 """
 
+# terminals spelled by the same regex in different contexts share one DFA lexeme
+DUPLICATES = r"""
+start: pair ("," pair)*
+pair: KEY ":" VAL | "#" NUM | "#" NUM "_" TAG | "@" UNDER TAG
+KEY: /[a-z]+/
+VAL: /[a-z]+/
+TAG: /[0-9]+/
+NUM: /[0-9]+/
+UNDER: "_"
+WS: " "
+%ignore WS
+"""
+
 CASES = [
     ("arithmetic", grammars.load("arithmetic"), "-(12 + 3.5) * x_1 / 2"),
     ("lookahead", LOOKAHEAD, "a? +b ?* c"),
     # long runs of one operator (GPT-2 has ``----``-like tokens): one parser level per lexeme
     ("unary", UNARY, "--*--(a + ---1) + ----b"),
+    ("duplicates", DUPLICATES, "ab:cd, #12_3 ,@_45,#6"),
 ]
 
 
@@ -81,3 +95,32 @@ def test_masks_equal_token_by_token_advance(name: str, grammar: str, text: str,
                 f"{[vocab.tokens[i] for i in bad[:5]]}")  # type: ignore[attr-defined]
             m.advance(tid)
         assert m.mask()[vocab.eos_token_ids[0]], f"{name}: EOS refused at the end"  # type: ignore[attr-defined]
+
+
+def test_duplicate_regexes_share_a_dfa_lexeme_and_agree_with_lark() -> None:
+    """Equal regexes are one DFA lexeme (accepting for every terminal spelling it), and
+    the language is unchanged: every string of up to 5 symbols agrees with Lark."""
+    import itertools
+
+    import lark
+
+    from constrained.grammar.compiled import CompiledGrammar
+
+    cg = CompiledGrammar(lark_to_grammar(DUPLICATES))
+    names = cg.lexeme_names
+    assert cg.dfa_lexeme[names.index("KEY")] == cg.dfa_lexeme[names.index("VAL")]
+    assert cg.dfa_lexeme[names.index("NUM")] == cg.dfa_lexeme[names.index("TAG")]
+    assert len(cg.dfa_nodes) < len(cg.nodes)
+    reference = lark.Lark(DUPLICATES, parser="earley")
+    n_accepted = 0
+    for size in range(6):
+        for chars in itertools.product("a1:,#_@ ", repeat=size):
+            text = "".join(chars)
+            try:
+                reference.parse(text)
+                expected = True
+            except lark.exceptions.LarkError:
+                expected = False
+            n_accepted += expected
+            assert cg.accepts(text.encode()) == expected, text
+    assert n_accepted > 50  # the enumeration reaches every alternative

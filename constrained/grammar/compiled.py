@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..automata import DEFAULT_LIMITS, LazyDFA, Limits
-from ..automata.ast import Node
+from ..automata.ast import Node, structural_ids
 from ..automata.nfa import NFA, build_nfa, union_nfa
 from ..errors import ConstraintTooComplex, GrammarSyntaxError
 from ..parser.earley import EarleyParser, EarleySet, ParserLimits
@@ -41,46 +41,51 @@ EXPLORE_MAX_NFA = 2000
 class LexerMode:
     """One lexer context: the allowed lexeme ids and where they start in the grammar's DFA.
 
-    All modes share one lazy DFA over every lexeme of the grammar (``CompiledGrammar.lexer``):
-    a mode is only a start state (:meth:`LazyDFA.start_for` its ids), so states reached
-    after the first byte, their rows, accepting sets and cached trie walks are shared by
-    every context that keeps the same lexemes alive (inside a string is one state
-    whichever context opened it). Grammars with very many lexemes, or whose lexemes
-    together exceed the NFA size limit (schemas with many large patterns), share one
-    growing DFA whose lexemes are added as modes need them; past its cap, a mode gets a
-    DFA of its own over its lexemes. ``dfa`` is None when nothing may follow (the parse
-    is complete and no ignore is allowed).
+    All modes share one lazy DFA over every distinct lexeme regex of the grammar
+    (``CompiledGrammar.lexer``): a mode is only a start state (:meth:`LazyDFA.start_for`
+    its regexes), so states reached after the first byte, their rows, accepting sets and
+    cached trie walks are shared by every context that keeps the same lexemes alive
+    (inside a string is one state whichever context opened it). Grammars with very many
+    lexemes, or whose lexemes together exceed the NFA size limit (schemas with many large
+    patterns), share one growing DFA whose lexemes are added as modes need them; past its
+    cap, a mode gets a DFA of its own over its lexemes. ``dfa`` is None when nothing may
+    follow (the parse is complete and no ignore is allowed).
+
+    A DFA lexeme is a distinct regex; ``members`` names the grammar lexemes spelled by
+    it, and :meth:`accepting` returns all of them (a superset of the mode's own ids where
+    lexemes share a regex; harmless: the parser only scans the ones it expects).
     """
 
-    __slots__ = ("_accepting", "_to_id", "dfa", "ids", "start", "walks")
+    __slots__ = ("_accepting", "_members", "_to_dfa", "dfa", "ids", "start", "walks")
 
-    def __init__(self, ids: tuple[int, ...], shared: LazyDFA | None, nodes: Sequence[Node],
+    def __init__(self, ids: tuple[int, ...], shared: LazyDFA | None,
+                 dfa_ids: tuple[int, ...], members: Sequence[tuple[int, ...]],
                  limits: Limits | None, accepting: dict[int, frozenset[int]],
                  walks: dict[tuple[str, object], object],
-                 lexeme_nfa: Callable[[int], NFA] | None = None) -> None:
+                 lexeme_nfa: Callable[[int], NFA]) -> None:
         self.ids = ids
+        self._members = members
         self.dfa: LazyDFA | None
         if not ids:
-            self.dfa, self.start, self._to_id = None, 0, None
+            self.dfa, self.start, self._to_dfa = None, 0, None
             self._accepting: dict[int, frozenset[int]] = {}
             self.walks: dict[tuple[str, object], object] = {}
         elif shared is not None:
             self.dfa = shared
-            self.start = shared.start_for(frozenset(ids))
-            # the shared DFA's lexeme i is grammar lexeme i; both caches are shared with
-            # every mode of the grammar (walks are filled by grammar/token_masks.py)
-            self._to_id = None
+            self.start = shared.start_for(frozenset(dfa_ids))
+            # the shared DFA's lexeme k is the grammar's DFA lexeme k; both caches are
+            # shared with every mode of the grammar (walks are filled by token_masks.py)
+            self._to_dfa: tuple[int, ...] | None = None
             self._accepting = accepting
             self.walks = walks
         else:
-            # the union of all lexemes is too big for one automaton: this mode's own DFA
-            # one cached NFA per lexeme, renumbered into this mode's union: lowering the
-            # lexemes' ASTs again for every mode cost most of a cold mask on big schemas
-            parts = [lexeme_nfa(i) for i in ids] if lexeme_nfa is not None else None
-            self.dfa = LazyDFA([nodes[i] for i in ids], limits,
-                               nfa=union_nfa(parts, limits) if parts is not None else None)
+            # the union of all lexemes is too big for one automaton: this mode's own DFA,
+            # over one cached NFA per regex (lowering the regexes again for every mode
+            # cost most of a cold mask on big schemas)
+            parts = [lexeme_nfa(k) for k in dfa_ids]
+            self.dfa = LazyDFA([], limits, nfa=union_nfa(parts, limits))
             self.start = int(self.dfa.start)
-            self._to_id = ids
+            self._to_dfa = dfa_ids
             self._accepting = {}
             self.walks = {}
 
@@ -92,7 +97,9 @@ class LexerMode:
                 found = frozenset()
             else:
                 lex = self.dfa.accepting_lexemes(q)
-                found = frozenset(lex if self._to_id is None else (self._to_id[i] for i in lex))
+                to_dfa, members = self._to_dfa, self._members
+                found = frozenset(i for k in lex
+                                  for i in members[k if to_dfa is None else to_dfa[k]])
             self._accepting[q] = found  # benign race: every thread computes the same set
         return found
 
@@ -139,6 +146,19 @@ class CompiledGrammar:
             lex_id[n]: lx.not_followed_by for n, lx in grammar.lexemes.items()
             if lx.not_followed_by}
         self.max_ignore = grammar.max_ignore
+        # lexemes spelled by equal regexes share one DFA lexeme: schema grammars repeat a
+        # value language per property (Github_ultra---o15627: 1,503 lexemes, 350 distinct
+        # regexes), and copies in different modes made disjoint DFA states for one language
+        # (structural ids, not node hashes: hashing compares trees, ~24 M calls there)
+        dfa_of: dict[int, int] = {}
+        self.dfa_lexeme: tuple[int, ...] = tuple(dfa_of.setdefault(s, len(dfa_of))
+                                                 for s in structural_ids(self.nodes))
+        first = {k: i for i, k in reversed(list(enumerate(self.dfa_lexeme)))}
+        self.dfa_nodes: tuple[Node, ...] = tuple(self.nodes[first[k]] for k in range(len(first)))
+        members: list[list[int]] = [[] for _ in self.dfa_nodes]
+        for i, k in enumerate(self.dfa_lexeme):
+            members[k].append(i)
+        self._members = tuple(tuple(m) for m in members)
         self.parser = EarleyParser(len(self.lexeme_names), productions, nt_id[grammar.start],
                                    parser_limits)
         # one lazy DFA over every lexeme; lexer modes are start states in it. Past
@@ -146,9 +166,9 @@ class CompiledGrammar:
         self._dfa_limits = dfa_limits
         self.lexer: LazyDFA | None = None
         self._growing = False
-        if 0 < len(self.nodes) <= MAX_SHARED_LEXEMES:
+        if 0 < len(self.dfa_nodes) <= MAX_SHARED_LEXEMES:
             try:
-                self.lexer = LazyDFA(self.nodes, dfa_limits)
+                self.lexer = LazyDFA(self.dfa_nodes, dfa_limits)
             except ConstraintTooComplex:
                 pass  # too big as one automaton built up front
         if (explore_lexer and self.lexer is not None
@@ -159,12 +179,12 @@ class CompiledGrammar:
             # cold pass on the benchmark grammars, 3-8 ms here). Schema grammars turn it
             # off: a document visits few of their states (keys), and their time to first
             # mask is 5 ms, not 50 (MaskBench sample: p50 4.5 -> 11 ms with it)
-            self.lexer.start_for(frozenset(range(len(self.nodes))))
+            self.lexer.start_for(frozenset(range(len(self.dfa_nodes))))
             self.lexer.explore_small(EXPLORE_STATES)
         if self.lexer is None and self.nodes:
             # one DFA whose lexemes are added as lexer modes first need them
             limits = dfa_limits or DEFAULT_LIMITS
-            self.lexer = LazyDFA.growing(len(self.nodes), dfa_limits,
+            self.lexer = LazyDFA.growing(len(self.dfa_nodes), dfa_limits,
                                          GROWING_NFA_FACTOR * limits.max_nfa_states)
             self._growing = True
         self._accepting: dict[int, frozenset[int]] = {}
@@ -190,12 +210,12 @@ class CompiledGrammar:
             key = key * 2 + member
         return np.unique(key, return_inverse=True)[1].reshape(-1)
 
-    def _lexeme_nfa(self, i: int) -> NFA:
-        """The NFA of lexeme ``i`` alone (built once; for the growing lexer and per-mode
-        fallback DFAs)."""
-        found = self._lexeme_nfas.get(i)
+    def _lexeme_nfa(self, k: int) -> NFA:
+        """The NFA of DFA lexeme ``k`` alone (built once; for the growing lexer and
+        per-mode fallback DFAs)."""
+        found = self._lexeme_nfas.get(k)
         if found is None:
-            found = self._lexeme_nfas[i] = build_nfa([self.nodes[i]], self._dfa_limits)
+            found = self._lexeme_nfas[k] = build_nfa([self.dfa_nodes[k]], self._dfa_limits)
         return found
 
     def mode(self, allowed: frozenset[int]) -> LexerMode:
@@ -203,17 +223,18 @@ class CompiledGrammar:
         m = self._modes.get(allowed)
         if m is None:
             shared = self.lexer
+            dfa_ids = tuple(sorted({self.dfa_lexeme[i] for i in allowed}))
             if self._growing and allowed:
                 try:
                     with self._lock:
                         assert shared is not None
-                        missing = [i for i in sorted(allowed) if not shared.has_lexemes((i,))]
+                        missing = [k for k in dfa_ids if not shared.has_lexemes((k,))]
                         if missing:
-                            shared.add_lexemes({i: self._lexeme_nfa(i) for i in missing})
+                            shared.add_lexemes({k: self._lexeme_nfa(k) for k in missing})
                 except ConstraintTooComplex:
                     shared = None  # the shared lexer is full: this mode gets a DFA of its own
-            m = LexerMode(tuple(sorted(allowed)), shared, self.nodes, self._dfa_limits,
-                          self._accepting, self._walks, self._lexeme_nfa)
+            m = LexerMode(tuple(sorted(allowed)), shared, dfa_ids, self._members,
+                          self._dfa_limits, self._accepting, self._walks, self._lexeme_nfa)
             with self._lock:
                 m = self._modes.setdefault(allowed, m)
         return m
