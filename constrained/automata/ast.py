@@ -124,7 +124,7 @@ def optional(item: Node) -> Node:
     return Repeat(item, 0, 1)
 
 
-def structural_ids(nodes: "tuple[Node, ...] | list[Node]") -> list[int]:
+def structural_ids(nodes: tuple[Node, ...] | list[Node]) -> list[int]:
     """One integer per node, equal exactly for structurally equal nodes.
 
     Linear in the number of *distinct node objects* (memoised by identity): hashing a

@@ -66,6 +66,7 @@ class LexerMode:
         self.ids = ids
         self._members = members
         self.dfa: LazyDFA | None
+        self._to_dfa: tuple[int, ...] | None
         if not ids:
             self.dfa, self.start, self._to_dfa = None, 0, None
             self._accepting: dict[int, frozenset[int]] = {}
@@ -75,7 +76,7 @@ class LexerMode:
             self.start = shared.start_for(frozenset(dfa_ids))
             # the shared DFA's lexeme k is the grammar's DFA lexeme k; both caches are
             # shared with every mode of the grammar (walks are filled by token_masks.py)
-            self._to_dfa: tuple[int, ...] | None = None
+            self._to_dfa = None
             self._accepting = accepting
             self.walks = walks
         else:
