@@ -2,9 +2,9 @@
 
 A DFA state is the frozenset of live NFA byte/accept states it stands for. A state's row
 (its successor for every byte equivalence class) is computed the first time any of its
-transitions is needed, in one go: the classes are grouped by which NFA states accept
-them (member bitmasks in plain Python for small sets, ``packbits`` + uint64 ``unique``
-otherwise), so the Python work is per distinct successor, not per byte. Rows live in a
+transitions is needed, in one go, by a compiled kernel (``automata/rows.py``) that
+groups the classes by which NFA states accept them and closes each distinct target
+once; Python only interns the target sets. Rows live in a
 growable ``int32[states, n_classes]`` table (-1 = not yet computed, state 0 = dead), so
 a batch of lookups is one numpy ``take``. Growth is serialised by a lock; the language
 of every state never changes, so the object is logically immutable.
@@ -26,12 +26,12 @@ from ..errors import ConstraintTooComplex
 from .ast import Node
 from .limits import DEFAULT_LIMITS, Deadline, Limits
 from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, GrowingNFA, build_nfa
+from .rows import RowScratch, row_targets
 
 DEAD = 0
-_SMALL = 16  # up to this many NFA byte states, a row is grouped in plain Python
-# ... or when the members' labels cover at most this many (state, class) pairs in all
-_SMALL_WORK = 256
 _SMALL_INTERN = 64  # up to this many NFA states, a new state's records are built in Python
+# from this many NFA byte states, a row is computed by the compiled kernel (automata/rows.py)
+_ROW_KERNEL_MIN = 5
 
 
 class TableDFA:
@@ -217,8 +217,9 @@ class LazyDFA(TableDFA):
         self._kind_l: list[int] | None = None
         self._lex_l: list[int] | None = None
         self._label_l: list[int] = []
-        self._succ_l: list[int] = []
         self._index: dict[frozenset[int], int] = {frozenset(): DEAD}
+        self._index_bytes: dict[bytes, int] = {}  # sorted int32 states -> id (row kernel)
+        self._scratch: RowScratch | None = None  # the row kernel's work arrays (lock held)
         self._acc_lex: list[tuple[int, ...]] = [()]
         self._live_lex: list[tuple[int, ...]] = [()]
         self._succ_closure: dict[int, frozenset[int]] = {}
@@ -252,10 +253,21 @@ class LazyDFA(TableDFA):
         if len(states) <= _SMALL_INTERN:
             # plain Python over cached lists: a numpy round per state cost ~10 us
             kind_l, lex_l = self._nfa_lists()
-            members_l = sorted(states)
-            acc = tuple(sorted({lex_l[m] for m in members_l if kind_l[m] == KIND_ACCEPT}))
-            byte_m: list[int] | np.ndarray = [m for m in members_l if kind_l[m] == KIND_BYTE]
-            live = tuple(sorted({lex_l[m] for m in members_l}))
+            # one pass over the members (three comprehensions were ~40% of a new state)
+            acc_s: set[int] = set()
+            live_s: set[int] = set()
+            byte_l: list[int] = []
+            for m in sorted(states):
+                kd = kind_l[m]
+                lx = lex_l[m]
+                live_s.add(lx)
+                if kd == KIND_BYTE:
+                    byte_l.append(m)
+                elif kd == KIND_ACCEPT:
+                    acc_s.add(lx)
+            acc = tuple(sorted(acc_s))
+            live = tuple(sorted(live_s))
+            byte_m: list[int] | np.ndarray = byte_l
         else:
             members = np.fromiter(states, dtype=np.int32, count=len(states))
             members.sort()
@@ -279,7 +291,6 @@ class LazyDFA(TableDFA):
             self._kind_l = self.nfa.kind.tolist()
             self._lex_l = self.nfa.lexeme.tolist()
             self._label_l = self.nfa.label.tolist()
-            self._succ_l = self.nfa.succ.tolist()
         assert self._lex_l is not None
         return self._kind_l, self._lex_l
 
@@ -314,79 +325,54 @@ class LazyDFA(TableDFA):
             if self._table[state, 0] >= 0:
                 return
             t0 = time.monotonic()
-            nfa = self.nfa
             byte_states = self._byte_states[state]
             row = np.zeros(self.n_classes, dtype=np.int32)
             k = len(byte_states)
             self._nfa_lists()
             label_l = self._label_l
             assert label_l is not None
-            small = 0 < k <= _SMALL
-            if not small and k <= _SMALL_WORK:
-                # many NFA states with narrow labels (a mode's key literals: one byte each)
-                # group as cheaply in Python as a few states do
-                work = 0
-                for m in byte_states:
-                    work += len(self._label_class_list(label_l[m]))
-                    if work > _SMALL_WORK:
-                        break
-                small = work <= _SMALL_WORK
-            if small:
-                # few NFA states: group classes by member bitmask in plain Python, fill a
-                # Python row (numpy fancy assignment per group cost more than the grouping)
-                members_l = list(byte_states)
-                row_l = [0] * self.n_classes
-                if k == 1:
-                    sid = self._intern(self._succ(members_l[0]))
-                    for c in self._label_class_list(label_l[members_l[0]]):
-                        row_l[c] = sid
-                else:
-                    # members sharing a label (string bodies of several lexemes) share
-                    # one pass over its classes
-                    by_label: dict[int, int] = {}
-                    for i, m in enumerate(members_l):
-                        lab = label_l[m]
-                        by_label[lab] = by_label.get(lab, 0) | (1 << i)
-                    sig: dict[int, int] = {}
-                    for lab, lbits in by_label.items():
-                        for c in self._label_class_list(lab):
-                            sig[c] = sig.get(c, 0) | lbits
-                    sids: dict[int, int] = {}
-                    for c, bits in sig.items():
-                        sid_hit = sids.get(bits)
-                        if sid_hit is None:
-                            picked = []
-                            rest = bits
-                            while rest:  # the set bits, lowest first
-                                low = rest & -rest
-                                picked.append(members_l[low.bit_length() - 1])
-                                rest ^= low
-                            if len(picked) == 1:
-                                target_set = self._succ(picked[0])
-                            else:
-                                target_set = nfa.closure_many([self._succ_l[p] for p in picked])
-                            sid_hit = sids[bits] = self._intern(target_set)
-                        row_l[c] = sid_hit
-                row[:] = row_l
+            if k == 1 and _ROW_KERNEL_MIN > 1:
+                # one NFA state: its label's classes go to its (memoised) successor closure
+                m0 = int(byte_states[0])
+                row[self._label_class_list(label_l[m0])] = self._intern(self._succ(m0))
             elif k:
-                byte_states = np.asarray(byte_states, dtype=np.int32)
-                sub = nfa.label_classes[nfa.label[byte_states]]  # k x n_classes
-                for rep, cols_arr in _group_columns(sub):
-                    picked_mask = sub[:, rep]
-                    if not picked_mask.any():
-                        continue
-                    members = byte_states[picked_mask]
-                    if len(members) == 1:
-                        target_set = self._succ(int(members[0]))
-                    else:
-                        target_set = nfa.closure_many(nfa.succ[members].tolist())
-                    row[cols_arr] = self._intern(target_set)
+                row[:] = self._kernel_row(byte_states)
             self._table[state] = row
             self._expand_seconds += time.monotonic() - t0
             if self._expand_seconds > self.limits.max_seconds:
                 raise ConstraintTooComplex(
                     f"determinisation has taken over {self.limits.max_seconds:g} s in total "
                     "(Limits.max_seconds)")
+
+    def _kernel_row(self, byte_states: list[int] | np.ndarray) -> list[int] | np.ndarray:
+        """The row of a state with these NFA byte states, grouped and closed by the
+        compiled kernel (``automata.rows``); only interning stays in Python (lock held)."""
+        nfa = self.nfa
+        scratch = self._scratch
+        if scratch is None or scratch.mark.shape[0] < nfa.n_states:  # first row, or grown
+            scratch = self._scratch = RowScratch(2 * nfa.n_states)  # room to grow
+        members = np.asarray(byte_states, dtype=np.int32)
+        group_of, ptr, states = row_targets(
+            members, nfa.label, nfa.label_classes, nfa.succ, nfa.kind, nfa.live,
+            nfa.eps_ptr, nfa.eps_dst, scratch)
+        # target sets are looked up by their sorted states' bytes: building a frozenset
+        # per target to find an existing state was most of a row's remaining cost
+        ptr_l = ptr.tolist()
+        raw = states.tobytes()
+        by_bytes = self._index_bytes
+        states_l: list[int] | None = None
+        sids: list[int] = []
+        for g in range(len(ptr_l) - 1):
+            a, b = ptr_l[g], ptr_l[g + 1]
+            key = raw[4 * a : 4 * b]
+            sid = by_bytes.get(key)
+            if sid is None:
+                if states_l is None:
+                    states_l = states.tolist()
+                sid = by_bytes[key] = self._intern(frozenset(states_l[a:b]))
+            sids.append(sid)
+        sids.append(DEAD)  # group -1
+        return np.array(sids, dtype=np.int32)[group_of]
 
     def explore(self, max_seconds: float | None = None) -> int:
         """Build every reachable state (for small automata); returns ``n_states``."""
@@ -461,7 +447,6 @@ class LazyDFA(TableDFA):
                 self._kind_l.extend(nfa.kind[n_old:].tolist())
                 self._lex_l.extend(nfa.lexeme[n_old:].tolist())
                 self._label_l.extend(nfa.label[n_old:].tolist())
-                self._succ_l.extend(nfa.succ[n_old:].tolist())
             self.nfa = nfa
             self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
                         nfa.class_bytes)
@@ -496,33 +481,6 @@ class LazyDFA(TableDFA):
     def live_lexemes(self, state: int) -> tuple[int, ...]:
         """Indices of the lexemes still alive in ``state`` (accepting now or later)."""
         return self._live_lex[state]
-
-
-def _group_columns(sub: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Group the columns (byte classes) of a bool matrix that are equal.
-
-    Returns ``(representative column, columns)`` per group. Columns are packed into
-    integers (one uint64 for up to 64 rows, else bytes keys), so this is one numpy
-    ``unique`` instead of a structured-row ``unique``.
-    """
-    n = sub.shape[1]
-    packed = np.packbits(sub, axis=0, bitorder="little")  # ceil(k/8) x n
-    if packed.shape[0] <= 8:
-        padded = np.zeros((8, n), dtype=np.uint8)
-        padded[: packed.shape[0]] = packed
-        keys = np.ascontiguousarray(padded.T).view("<u8").reshape(-1)
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        if len(first) == 1:
-            return [(int(first[0]), np.arange(n))]
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(first) + 1))
-        return [(int(first[g]), order[bounds[g] : bounds[g + 1]]) for g in range(len(first))]
-    groups: dict[bytes, list[int]] = {}
-    rows = np.ascontiguousarray(packed.T)
-    for c in range(n):
-        groups.setdefault(rows[c].tobytes(), []).append(c)
-    return [(cols[0], np.array(cols)) for cols in groups.values()]
 
 
 def is_prefix_free(dfa: LazyDFA) -> bool:

@@ -107,14 +107,6 @@ class NFA:
         self._closures[state] = res
         return res
 
-    def closure_many(self, states: list[int]) -> frozenset[int]:
-        """Union of the closures of ``states``: one shared DFS (overlapping closures, as
-        in ``(a?){n}``, cost their union, not the sum)."""
-        uniq = list(dict.fromkeys(states))
-        if len(uniq) == 1:
-            return self.closure(uniq[0])
-        return self._dfs(uniq)
-
     def _dfs(self, starts: list[int]) -> frozenset[int]:
         kind, live, ptr, dst, memo = self.kind, self.live, self.eps_ptr, self.eps_dst, self._closures
         out: list[int] = []
