@@ -178,3 +178,20 @@ def test_slices_allowed_wholesale_are_exact(load_vocab, pattern: str) -> None:
     if pattern.startswith(('"', "#")):
         assert 3 in seen_levels  # inside the string / comment every slice is taken wholesale
         assert sliced  # and some mask was computed that way
+
+
+def test_nodes_ending_several_tokens_set_every_bit() -> None:
+    """Equal byte strings (SentencePiece's ``<0x61>`` next to ``a``) end at one trie node;
+    both walks set the bit of every token there (the rare path beside the one-token bit)."""
+    from constrained.masks.kernels import lexer_walk_nodes
+
+    tokens = [b"a", b"ab", b"a", b"b", b"ab", b"ba", b"a", b"c"]
+    vocab = Vocabulary.from_tokens(tokens + [b"<eos>"], eos_token_ids=[len(tokens)],
+                                   special_token_ids=[len(tokens)], logit_width=len(tokens) + 40)
+    trie = TokenTrie.build(vocab)
+    pre = trie.preorder
+    assert int((pre.tok_bit < 0).sum()) == 2  # the nodes of b"a" and b"ab"
+    dfa = LazyDFA([parse_regex(r"[ab]*")])
+    _check_state(vocab, trie, dfa, dfa.start)
+    words, _, _ = lexer_walk_nodes(pre, dfa, dfa.start, None, dfa.start)
+    assert _allowed(words, vocab.logit_width) == {0, 1, 2, 3, 4, 5, 6}
