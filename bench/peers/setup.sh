@@ -19,6 +19,9 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # system site-packages and transformers is only needed for HF tokenizers, which the
 # benchmark does not use (it passes raw byte vocabularies to every engine).
 "${PIP[@]}" --no-deps xgrammar llguidance outlines-core
+# xgrammar imports torch: take the CPU build (the wheel these machines serve locally)
+# when the system interpreter has none to share
+"$VENV/bin/python" -c "import torch" 2>/dev/null || "${PIP[@]}" torch==2.13.0
 "${PIP[@]}" "apache-tvm-ffi>=0.1.11" transformers
 "$VENV/bin/python" - <<'PY'
 import importlib
