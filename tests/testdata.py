@@ -77,3 +77,14 @@ def corpus(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared corpus {path} not present")
     return path
+
+
+def lark_accepts(parser: object, text: str) -> bool:
+    """The reference verdict: whether Lark's own ``parser.parse(text)`` succeeds."""
+    import lark
+
+    try:
+        parser.parse(text)  # type: ignore[attr-defined]
+    except lark.exceptions.LarkError:
+        return False
+    return True

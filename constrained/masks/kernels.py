@@ -136,7 +136,9 @@ def _frozen(fingerprint: str, byte: np.ndarray, depth: np.ndarray, skip: np.ndar
 
 
 #: token ``t``'s bit is bit ``t + TOKEN_BIT_OFFSET`` of a walk's word buffer, whose first
-#: word is scratch (bit 0 there: "no token here"); callers see ``buffer[1:]``
+#: word is scratch (bit 0 there: "no token here"); callers see ``buffer[1:]``. The kernels
+#: below spell the 7-line OR out where they set bits: an ``inline="always"`` helper made
+#: the whole-trie walk 3x slower (954 -> 3200 us)
 TOKEN_BIT_OFFSET = 32
 
 
