@@ -22,6 +22,10 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # xgrammar imports torch: take the CPU build (the wheel these machines serve locally)
 # when the system interpreter has none to share
 "$VENV/bin/python" -c "import torch" 2>/dev/null || "${PIP[@]}" torch==2.13.0
+# the workers serialise instances with this project's schema policy (tests/), so they
+# import constrained: its runtime dependencies (numba, lark, pydantic, ...) go in too
+"$VENV/bin/python" -c "import numba, lark, pydantic, jsonschema" 2>/dev/null \
+    || "${PIP[@]}" -e "$HERE/../.."
 "${PIP[@]}" "apache-tvm-ffi>=0.1.11" transformers
 "$VENV/bin/python" - <<'PY'
 import importlib
