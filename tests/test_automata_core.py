@@ -203,16 +203,16 @@ def test_trim_kernel_matches_reverse_search(data: st.DataObject, n: int) -> None
 @given(words=st.lists(st.text("abc\"", min_size=1, max_size=5), min_size=17, max_size=80,
                       unique=True),
        probes=st.lists(st.text("abcd\"", max_size=7), max_size=40),
-       kernel_min=st.sampled_from([1, 2]))
+       single_in_python=st.booleans())
 def test_many_lexeme_rows_match_python_re(words: list[str], probes: list[str],
-                                          kernel_min: int) -> None:
+                                          single_in_python: bool) -> None:
     """Rows of states holding many NFA states (a lexer mode over dozens of JSON keys, plus
     a string lexeme) come from the compiled row kernel, single-state rows from Python or
     from the kernel: either way each lexeme accepts exactly what Python ``re`` matches."""
     import constrained.automata.dfa as dfa_mod
 
-    old = dfa_mod._ROW_KERNEL_MIN
-    dfa_mod._ROW_KERNEL_MIN = kernel_min
+    old = dfa_mod._SINGLE_STATE_ROWS_IN_PYTHON
+    dfa_mod._SINGLE_STATE_ROWS_IN_PYTHON = single_in_python
     try:
         pats = [re.escape(w) for w in words] + [r'"[^"]*"']
         dfa = LazyDFA([parse_regex(p) for p in pats])
@@ -222,7 +222,7 @@ def test_many_lexeme_rows_match_python_re(words: list[str], probes: list[str],
             want = tuple(i for i, p in enumerate(pats) if re.fullmatch(p, s))
             assert got == want, (s, got, want)
     finally:
-        dfa_mod._ROW_KERNEL_MIN = old
+        dfa_mod._SINGLE_STATE_ROWS_IN_PYTHON = old
 
 
 _REGEXES = st.sampled_from([r"a", r"ab", r"a|b", r"[ab]", r"a*", r"(ab)+", r"a{2,3}", r"",

@@ -30,8 +30,10 @@ from .rows import RowScratch, row_targets
 
 DEAD = 0
 _SMALL_INTERN = 64  # up to this many NFA states, a new state's records are built in Python
-# from this many NFA byte states, a row is computed by the compiled kernel (automata/rows.py)
-_ROW_KERNEL_MIN = 5
+# rows of states with several NFA byte states come from the compiled kernel
+# (automata/rows.py); a single byte state's row is one memoised closure, set in Python
+# (tests turn this off to run those rows through the kernel too)
+_SINGLE_STATE_ROWS_IN_PYTHON = True
 
 
 class TableDFA:
@@ -331,7 +333,7 @@ class LazyDFA(TableDFA):
             self._nfa_lists()
             label_l = self._label_l
             assert label_l is not None
-            if k == 1 and _ROW_KERNEL_MIN > 1:
+            if k == 1 and _SINGLE_STATE_ROWS_IN_PYTHON:
                 # one NFA state: its label's classes go to its (memoised) successor closure
                 m0 = int(byte_states[0])
                 row[self._label_class_list(label_l[m0])] = self._intern(self._succ(m0))
