@@ -346,7 +346,7 @@ class LazyDFA(TableDFA):
                     f"determinisation has taken over {self.limits.max_seconds:g} s in total "
                     "(Limits.max_seconds)")
 
-    def _kernel_row(self, byte_states: list[int] | np.ndarray) -> list[int] | np.ndarray:
+    def _kernel_row(self, byte_states: list[int] | np.ndarray) -> np.ndarray:
         """The row of a state with these NFA byte states, grouped and closed by the
         compiled kernel (``automata.rows``); only interning stays in Python (lock held)."""
         nfa = self.nfa
