@@ -103,8 +103,8 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
 
 
 class RowScratch:
-    """Per-NFA work arrays of the row kernel (visit stamps and a DFS stack, one slot per
-    NFA state); used under the owning DFA's lock."""
+    """The row kernel's work arrays of one DFA (visit stamps and a DFS stack, one slot
+    per NFA state, re-made when its NFA outgrows them); used under that DFA's lock."""
 
     __slots__ = ("mark", "stack", "stamp")
 

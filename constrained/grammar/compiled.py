@@ -152,13 +152,19 @@ class CompiledGrammar:
         # regexes), and copies in different modes made disjoint DFA states for one language
         # (structural ids, not node hashes: hashing compares trees, ~24 M calls there)
         dfa_of: dict[int, int] = {}
-        self.dfa_lexeme: tuple[int, ...] = tuple(dfa_of.setdefault(s, len(dfa_of))
-                                                 for s in structural_ids(self.nodes))
-        first = {k: i for i, k in reversed(list(enumerate(self.dfa_lexeme)))}
-        self.dfa_nodes: tuple[Node, ...] = tuple(self.nodes[first[k]] for k in range(len(first)))
-        members: list[list[int]] = [[] for _ in self.dfa_nodes]
-        for i, k in enumerate(self.dfa_lexeme):
+        dfa_lexeme: list[int] = []
+        dfa_nodes: list[Node] = []
+        members: list[list[int]] = []
+        for i, (sid, node) in enumerate(zip(structural_ids(self.nodes), self.nodes)):
+            k = dfa_of.get(sid)
+            if k is None:  # the first lexeme spelled by this regex
+                k = dfa_of[sid] = len(dfa_nodes)
+                dfa_nodes.append(node)
+                members.append([])
+            dfa_lexeme.append(k)
             members[k].append(i)
+        self.dfa_lexeme: tuple[int, ...] = tuple(dfa_lexeme)
+        self.dfa_nodes: tuple[Node, ...] = tuple(dfa_nodes)
         self._members = tuple(tuple(m) for m in members)
         self.parser = EarleyParser(len(self.lexeme_names), productions, nt_id[grammar.start],
                                    parser_limits)
