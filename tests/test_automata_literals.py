@@ -35,7 +35,7 @@ def test_trie_dfa_accepts_exactly_its_strings(strings: list[bytes], probes: list
         assert dfa.matches(probe) == (probe in language)
         assert (end > 0) == (probe in prefixes)  # every live state leads to acceptance
     # a complete table: no row is ever unknown
-    table, _, _ = dfa.kernel_view()
+    table, _, _, _ = dfa.kernel_view()
     assert (table[: dfa.n_states] >= 0).all()
 
 

@@ -171,10 +171,11 @@ class TableDFA:
         assert (np.asarray(states) > 0).all(), "the walk must never step dead states"
         return self.table[states, data]
 
-    def kernel_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """What the compiled walks read: every byte its own class, no row unknown."""
+    def kernel_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, None]:
+        """What the compiled walks read: every byte its own class, no row unknown, no
+        fork table."""
         return (np.ascontiguousarray(self.table), np.arange(256, dtype=np.int32),
-                np.zeros(self.table.shape[0], dtype=bool))
+                np.zeros(self.table.shape[0], dtype=bool), None)
 
     def expand(self, state: int) -> None:
         raise AssertionError("a complete table has no unknown rows")

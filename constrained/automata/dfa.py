@@ -83,14 +83,18 @@ class TableDFA:
         """bool[n_states]: accepting flag of every state created so far (a view)."""
         return self._accepting[: self.n_states]
 
-    def kernel_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def kernel_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """(transition table ``int32[capacity, n_classes]``, byte -> class ``int32[256]``,
-        accepting flags ``bool[capacity]``) for compiled walks; -1 marks a row not computed
-        yet (:meth:`expand` it and re-read: growth reallocates the arrays, so the three are
-        read together under the lock). Callers must not write to them."""
+        accepting flags ``bool[capacity]``, fork table or None (see
+        :meth:`LazyDFA.fork_lexemes`)) for compiled walks; -1 marks a row not computed yet
+        (:meth:`expand` it and re-read: growth reallocates the arrays, so they are read
+        together under the lock). Callers must not write to them."""
         with self._lock:
             table, _, class_of32, _ = self._tc
-            return table, class_of32, self._accepting
+            return table, class_of32, self._accepting, self._forks
+
+    #: ``int32[capacity, n_classes]`` fork ids (see ``LazyDFA``); None: forks not tracked
+    _forks: np.ndarray | None = None
 
     def expand(self, state: int) -> None:
         """Compute the transition row of ``state`` if it is not known yet."""
@@ -197,10 +201,17 @@ class LazyDFA(TableDFA):
 
     State 0 is dead; ``start`` is the initial state (0 if the language is empty). Every
     other state is live: some continuation reaches acceptance (the NFA is trimmed).
+
+    ``track_forks``: also record, per accepting state and byte class, the lexemes that
+    accept in the state but are dead after the byte while the DFA itself goes on (another
+    lexeme extends). A greedy lexer drops those endings; a grammar whose lexing keeps
+    every split (``Grammar.lexing == "all"``) reads them as *forks*: the lexeme may end
+    there with the byte starting the next one. The table holds a fork id per (state,
+    class), 0 = none; :meth:`fork_lexemes` names the lexemes of an id.
     """
 
     def __init__(self, nodes: Sequence[Node], limits: Limits | None = None,
-                 nfa: NFA | None = None) -> None:
+                 nfa: NFA | None = None, track_forks: bool = False) -> None:
         self.limits = limits or DEFAULT_LIMITS
         # ``nfa``: an already built NFA of ``nodes`` (e.g. a union of cached lexeme NFAs)
         self.nfa: NFA = nfa if nfa is not None else build_nfa(list(nodes), self.limits)
@@ -230,6 +241,10 @@ class LazyDFA(TableDFA):
         self._label_classes: dict[int, list[int]] = {}
         self._starts: dict[frozenset[int], int] = {}
         self._store: GrowingNFA | None = None  # set by ``growing``
+        if track_forks:
+            self._forks = np.zeros((cap, nfa.n_classes), dtype=np.int32)
+        self._fork_sets: list[tuple[int, ...]] = [()]
+        self._fork_index: dict[tuple[int, ...], int] = {}
         with self._lock:
             start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts if s >= 0))
             self.start: int = self._intern(start_set)
@@ -303,6 +318,10 @@ class LazyDFA(TableDFA):
         accepting = np.zeros(cap, dtype=bool)
         accepting[: len(self._accepting)] = self._accepting
         self._accepting = accepting
+        if self._forks is not None:
+            forks = np.zeros((cap, old.shape[1]), dtype=np.int32)
+            forks[: len(self._forks)] = self._forks
+            self._forks = forks
         # readers holding the old table still see valid rows
         self._tc = (table, class_of, class_of32, class_bytes)
 
@@ -339,12 +358,44 @@ class LazyDFA(TableDFA):
                 row[self._label_class_list(label_l[m0])] = self._intern(self._succ(m0))
             elif k:
                 row[:] = self._kernel_row(byte_states)
+            if self._forks is not None and self._acc_lex[state]:
+                self._forks[state] = self._fork_row(state, row)  # before the row is published
             self._table[state] = row
             self._expand_seconds += time.monotonic() - t0
             if self._expand_seconds > self.limits.max_seconds:
                 raise ConstraintTooComplex(
                     f"determinisation has taken over {self.limits.max_seconds:g} s in total "
                     "(Limits.max_seconds)")
+
+    def _fork_row(self, state: int, row: np.ndarray) -> np.ndarray:
+        """Fork ids of an accepting ``state`` per class: the lexemes accepting here that
+        are dead in the successor while the successor lives (lock held)."""
+        acc = self._acc_lex[state]
+        out = np.zeros(len(row), dtype=np.int32)
+        for t in set(row.tolist()):
+            if t == DEAD:
+                continue
+            live = self._live_lex[t]
+            ending = tuple(x for x in acc if x not in live)
+            if ending:
+                fid = self._fork_index.get(ending)
+                if fid is None:
+                    fid = self._fork_index[ending] = len(self._fork_sets)
+                    self._fork_sets.append(ending)
+                out[row == t] = fid
+        return out
+
+    def fork(self, state: int, byte: int) -> int:
+        """The fork id of ``state`` on ``byte`` (0: none, or forks not tracked); the row
+        must be known (``step`` first)."""
+        if self._forks is None:
+            return 0
+        with self._lock:
+            return int(self._forks[state, self._tc[1][byte]])
+
+    def fork_lexemes(self, fork_id: int) -> tuple[int, ...]:
+        """Lexemes (sorted) that may end at a fork with id ``fork_id`` (> 0)."""
+        return self._fork_sets[fork_id]
 
     def _kernel_row(self, byte_states: list[int] | np.ndarray) -> np.ndarray:
         """The row of a state with these NFA byte states, grouped and closed by the
@@ -404,12 +455,12 @@ class LazyDFA(TableDFA):
 
     @classmethod
     def growing(cls, n_lexemes: int, limits: Limits | None = None,
-                max_nfa_states: int | None = None) -> LazyDFA:
+                max_nfa_states: int | None = None, track_forks: bool = False) -> LazyDFA:
         """A DFA over lexemes ``0..n_lexemes-1`` that holds none yet: add them with
         :meth:`add_lexemes` before :meth:`start_for` names them (see ``GrowingNFA``)."""
         limits = limits or DEFAULT_LIMITS
         store = GrowingNFA(n_lexemes, max_nfa_states or limits.max_nfa_states)
-        dfa = cls([], limits, nfa=store.snapshot())
+        dfa = cls([], limits, nfa=store.snapshot(), track_forks=track_forks)
         dfa._store = store
         return dfa
 
@@ -443,6 +494,8 @@ class LazyDFA(TableDFA):
             if not np.array_equal(nfa.class_of, old_class_of):
                 old_of_new = old_class_of[[int(b[0]) for b in nfa.class_bytes]]
                 table = np.ascontiguousarray(table[:, old_of_new])
+                if self._forks is not None:
+                    self._forks = np.ascontiguousarray(self._forks[:, old_of_new])
                 self._label_classes = {}  # class ids changed (unchanged: the memo holds)
             if self._kind_l is not None:
                 assert self._lex_l is not None

@@ -32,6 +32,8 @@ MAX_SHARED_LEXEMES = 256
 #: NFA states a growing lexer (above) may hold, as a multiple of Limits.max_nfa_states: it
 #: replaces per-mode DFAs whose unions together held more; past it, new modes build their own
 GROWING_NFA_FACTOR = 4
+#: readings (lexings) a split-lexeme grammar may follow at once
+MAX_READINGS = 64
 #: lexer DFA states determinised at compile time (beyond it, states are made on demand)
 EXPLORE_STATES = 1024
 #: ... for lexers whose NFA has at most this many states
@@ -62,7 +64,7 @@ class LexerMode:
                  dfa_ids: tuple[int, ...], members: Sequence[tuple[int, ...]],
                  limits: Limits | None, accepting: dict[int, frozenset[int]],
                  walks: dict[tuple[str, object], object],
-                 lexeme_nfa: Callable[[int], NFA]) -> None:
+                 lexeme_nfa: Callable[[int], NFA], track_forks: bool = False) -> None:
         self.ids = ids
         self._members = members
         self.dfa: LazyDFA | None
@@ -84,20 +86,22 @@ class LexerMode:
             # over one cached NFA per regex (lowering the regexes again for every mode
             # cost most of a cold mask on big schemas)
             parts = [lexeme_nfa(k) for k in dfa_ids]
-            self.dfa = LazyDFA([], limits, nfa=union_nfa(parts, limits))
+            self.dfa = LazyDFA([], limits, nfa=union_nfa(parts, limits), track_forks=track_forks)
             self.start = int(self.dfa.start)
             self._to_dfa = dfa_ids
             self._accepting = {}
             self.walks = {}
 
     def accepting(self, q: int) -> frozenset[int]:
-        """Grammar lexeme ids that accept in DFA state ``q`` (empty when not accepting)."""
+        """Grammar lexeme ids that accept in DFA state ``q`` (empty when not accepting);
+        ``q < 0`` names fork id ``-q`` instead: the lexemes that may end there
+        (``LazyDFA.fork_lexemes``)."""
         found = self._accepting.get(q)
         if found is None:
-            if q <= 0 or self.dfa is None or not self.dfa.is_accepting(q):
+            if q == 0 or self.dfa is None or (q > 0 and not self.dfa.is_accepting(q)):
                 found = frozenset()
             else:
-                lex = self.dfa.accepting_lexemes(q)
+                lex = self.dfa.accepting_lexemes(q) if q > 0 else self.dfa.fork_lexemes(-q)
                 to_dfa, members = self._to_dfa, self._members
                 found = frozenset(i for k in lex
                                   for i in members[k if to_dfa is None else to_dfa[k]])
@@ -147,6 +151,7 @@ class CompiledGrammar:
             lex_id[n]: lx.not_followed_by for n, lx in grammar.lexemes.items()
             if lx.not_followed_by}
         self.max_ignore = grammar.max_ignore
+        self.all_lexings = grammar.lexing == "all"
         # lexemes spelled by equal regexes share one DFA lexeme: schema grammars repeat a
         # value language per property (Github_ultra---o15627: 1,503 lexemes, 350 distinct
         # regexes), and copies in different modes made disjoint DFA states for one language
@@ -175,7 +180,7 @@ class CompiledGrammar:
         self._growing = False
         if 0 < len(self.dfa_nodes) <= MAX_SHARED_LEXEMES:
             try:
-                self.lexer = LazyDFA(self.dfa_nodes, dfa_limits)
+                self.lexer = LazyDFA(self.dfa_nodes, dfa_limits, track_forks=self.all_lexings)
             except ConstraintTooComplex:
                 pass  # too big as one automaton built up front
         if (explore_lexer and self.lexer is not None
@@ -192,7 +197,8 @@ class CompiledGrammar:
             # one DFA whose lexemes are added as lexer modes first need them
             limits = dfa_limits or DEFAULT_LIMITS
             self.lexer = LazyDFA.growing(len(self.dfa_nodes), dfa_limits,
-                                         GROWING_NFA_FACTOR * limits.max_nfa_states)
+                                         GROWING_NFA_FACTOR * limits.max_nfa_states,
+                                         track_forks=self.all_lexings)
             self._growing = True
         self._accepting: dict[int, frozenset[int]] = {}
         self._walks: dict[tuple[str, object], object] = {}
@@ -241,7 +247,8 @@ class CompiledGrammar:
                 except ConstraintTooComplex:
                     shared = None  # the shared lexer is full: this mode gets a DFA of its own
             m = LexerMode(tuple(sorted(allowed)), shared, dfa_ids, self._members,
-                          self._dfa_limits, self._accepting, self._walks, self._lexeme_nfa)
+                          self._dfa_limits, self._accepting, self._walks, self._lexeme_nfa,
+                          self.all_lexings)
             with self._lock:
                 m = self._modes.setdefault(allowed, m)
         return m
@@ -313,13 +320,60 @@ class CompiledGrammar:
             return None
         return LexState(nxt.parser, nxt.mode, q3, True, nxt.n_ignored)
 
+    def step_all(self, state: LexState, byte: int) -> list[LexState]:
+        """The states after one byte when every lexing is kept (``Grammar.lexing``): the
+        greedy step, plus, where the byte goes on at a fork of the lexer DFA, the lexemes
+        that end there finished and the byte read as the next lexeme's first."""
+        mode = state.mode
+        if mode.dfa is None:
+            return []
+        q2 = int(mode.dfa.step(state.q, byte))
+        out: list[LexState] = []
+        if q2 > 0:
+            out.append(LexState(state.parser, mode, q2, True, state.n_ignored))
+            fork = mode.dfa.fork(state.q, byte) if state.in_lexeme else 0
+            if not fork:
+                return out
+            acc = mode.accepting(-fork)
+        elif not state.in_lexeme:
+            return out
+        else:
+            acc = mode.accepting(state.q)
+        nxt = self.finish_lexemes(state, self.allowed_before(acc, byte))
+        if nxt is not None and nxt.mode.dfa is not None:
+            q3 = int(nxt.mode.dfa.step(nxt.q, byte))
+            if q3 > 0:
+                out.append(LexState(nxt.parser, nxt.mode, q3, True, nxt.n_ignored))
+        return out
+
     def advance(self, state: LexState, data: bytes) -> LexState | None:
-        """The state after ``data``; None when no accepted output continues this way."""
+        """The state after ``data`` under greedy lexing; None when no accepted output
+        continues this way (split grammars: :meth:`advance_all`)."""
         cur: LexState | None = state
         for b in data:
             cur = self.step(cur, b)  # type: ignore[arg-type]
             if cur is None:
                 return None
+        return cur
+
+    def advance_all(self, states: tuple[LexState, ...], data: bytes) -> tuple[LexState, ...] | None:
+        """The readings after ``data`` from every reading in ``states`` (one, unless the
+        grammar keeps every lexing); None when none continues."""
+        if not self.all_lexings:
+            out = self.advance(states[0], data)
+            return None if out is None else (out,)
+        cur = states
+        for b in data:
+            seen: dict[LexState, None] = {}
+            for st in cur:
+                for nxt in self.step_all(st, b):
+                    seen[nxt] = None
+            if not seen:
+                return None
+            if len(seen) > MAX_READINGS:
+                raise ConstraintTooComplex(
+                    f"the input has more than {MAX_READINGS} lexings at once (Grammar.lexing='all')")
+            cur = tuple(seen)
         return cur
 
     def is_accepting(self, state: LexState) -> bool:
@@ -338,8 +392,8 @@ class CompiledGrammar:
 
     def accepts(self, data: bytes) -> bool:
         """String-level full match (lexer + parser)."""
-        st = self.advance(self.initial, data)
-        return st is not None and self.is_accepting(st)
+        sts = self.advance_all((self.initial,), data)
+        return sts is not None and any(self.is_accepting(st) for st in sts)
 
 
 def _productive_rules(grammar: Grammar) -> dict[str, list[tuple[str, ...]]]:

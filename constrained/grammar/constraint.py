@@ -15,6 +15,9 @@ from ..matcher import Constraint, Matcher
 from ..parser.earley import ParserLimits
 from ..vocab import Vocabulary
 from .compiled import CompiledGrammar, LexState
+
+#: a grammar matcher's state: every lexing still alive (see ``Grammar.lexing``)
+Readings = tuple[LexState, ...]
 from .ir import Grammar
 from .token_masks import allowed_token_words
 
@@ -71,7 +74,7 @@ class GrammarConstraint(Constraint):
         return found
 
     def matcher(self, max_rollback: int | None = None) -> GrammarMatcher:
-        return GrammarMatcher(self, self.compiled.initial, max_rollback)
+        return GrammarMatcher(self, (self.compiled.initial,), max_rollback)
 
     def allowed_words(self, state: LexState) -> np.ndarray:
         """Bitmask words of the tokens allowed in ``state``, cached on the parser set."""
@@ -93,22 +96,37 @@ class GrammarConstraint(Constraint):
         return words  # type: ignore[return-value]
 
 
-class GrammarMatcher(Matcher[LexState]):
-    """Per-sequence matcher over immutable :class:`LexState` values."""
+class GrammarMatcher(Matcher[Readings]):
+    """Per-sequence matcher over immutable readings: a tuple of :class:`LexState`, one
+    per lexing still alive (one unless the grammar keeps every lexing)."""
 
     _constraint: GrammarConstraint
 
-    def _allowed_words(self, state: LexState) -> np.ndarray:
-        return self._constraint.allowed_words(state)
+    def _allowed_words(self, state: Readings) -> np.ndarray:
+        words = self._constraint.allowed_words(state[0])
+        if len(state) > 1:
+            words = words.copy()
+            for st in state[1:]:
+                np.bitwise_or(words, self._constraint.allowed_words(st), out=words)
+        return words
 
-    def _advance_bytes(self, state: LexState, data: bytes) -> LexState | None:
-        return self._constraint.compiled.advance(state, data)
+    def _advance_bytes(self, state: Readings, data: bytes) -> Readings | None:
+        return self._constraint.compiled.advance_all(state, data)
 
-    def _is_accepting(self, state: LexState) -> bool:
-        return self._constraint.compiled.is_accepting(state)
+    def _is_accepting(self, state: Readings) -> bool:
+        compiled = self._constraint.compiled
+        return any(compiled.is_accepting(st) for st in state)
 
-    def _forced_bytes(self, state: LexState) -> bytes:
-        return self._constraint.compiled.forced_bytes(state)
+    def _forced_bytes(self, state: Readings) -> bytes:
+        compiled = self._constraint.compiled
+        forced = compiled.forced_bytes(state[0])
+        for st in state[1:]:  # what every reading forces
+            other = compiled.forced_bytes(st)
+            n = 0
+            while n < min(len(forced), len(other)) and forced[n] == other[n]:
+                n += 1
+            forced = forced[:n]
+        return forced
 
 
 def compile_grammar(grammar: Grammar, vocab: Vocabulary, **options: Any) -> GrammarConstraint:

@@ -8,6 +8,7 @@ The Earley parser (``parser/``) runs over rules; the lexer automaton runs over l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..automata.ast import Node
 
@@ -47,6 +48,12 @@ class Grammar:
     ``ignore`` lists lexeme names that may appear between any two lexemes (whitespace,
     comments); ``max_ignore`` bounds how many ignored lexemes may occur in a row
     (``None`` = unbounded) so a model cannot loop forever on whitespace.
+
+    ``lexing``: ``"greedy"`` lexes as Lark does (a lexeme goes on while any expected
+    lexeme can). ``"all"`` keeps both readings where an expected lexeme may end and a
+    different one goes on, so the language is the rules' own over the lexemes'
+    languages: JSON Schema grammars use it (a choice may hold a whole regular value as
+    one lexeme beside another branch's ``[``; greedy lexing rejected valid documents).
     """
 
     rules: dict[str, Rule]
@@ -54,4 +61,5 @@ class Grammar:
     start: str
     ignore: tuple[str, ...] = ()
     max_ignore: int | None = None
+    lexing: Literal["greedy", "all"] = "greedy"
     meta: dict[str, object] = field(default_factory=dict)

@@ -172,9 +172,11 @@ def warm_up() -> None:
     rep = np.zeros(4, dtype=np.uint8)
     count = _merge(byte, depth, cls, merged, rep, comp_of, 1)
     _compressed_layout(merged, rep, comp_of, count, ptr, ids)
-    _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), byte, depth, skip, bits, ptr, ids,
-              np.zeros(0, dtype=np.int32), 1, np.zeros(2, dtype=np.uint32), out, out.copy(),
-              np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64))
+    for forks in (None, np.zeros((2, 1), dtype=np.int32)):  # greedy and split lexing
+        _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), byte, depth, skip, bits, ptr, ids,
+                  np.zeros(0, dtype=np.int32), 1, np.zeros(2, dtype=np.uint32), out,
+                  out.copy(), np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64),
+                  forks)
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
     _slice_of_tokens(byte, depth, ptr, ids, np.ones(256, dtype=np.bool_),
                      np.array([1], dtype=np.int32), 2)
@@ -372,7 +374,7 @@ def walk_tokens(pre: PreorderTrie, dfa: Any, state: int, n_words: int
     i, m, visited = 1, 0, 0
     n = pre.n_nodes
     while True:
-        table, class_of, _ = dfa.kernel_view()
+        table, class_of, _, _ = dfa.kernel_view()
         i, m, visited = _walk(table, class_of, pre.byte, pre.depth, pre.skip, pre.tok_bit,
                               pre.tok_ptr, pre.tok_ids, buf, out_nodes, out_states, stack, i,
                               m, visited)
@@ -409,9 +411,12 @@ def _lex_walk(table: np.ndarray, class_of: np.ndarray, accepting: np.ndarray, by
               depth: np.ndarray, skip: np.ndarray, tok_bit: np.ndarray, tok_ptr: np.ndarray,
               tok_ids: np.ndarray,
               entries: np.ndarray, start: int, words: np.ndarray, end_nodes: np.ndarray,
-              end_from: np.ndarray, stack: np.ndarray, cur: np.ndarray) -> int:  # pragma: no cover
+              end_from: np.ndarray, stack: np.ndarray, cur: np.ndarray,
+              forks: np.ndarray | None) -> int:  # pragma: no cover
     """Lexer walk (grammar masks): like :func:`_walk`, and a dead byte right after an
-    accepting state records (node, state) as a lexeme end. ``cur`` = [entry index (-1:
+    accepting state records (node, state) as a lexeme end. With a fork table
+    (``LazyDFA(track_forks=True)``; None compiles a variant without the check), a live
+    byte with a fork id f also records (node, -f) and the walk goes on. ``cur`` = [entry index (-1:
     from the root), node (-1: entry not started), subtree end, ends written] is saved on
     every return so the walk resumes. Returns _DONE, _GROW (end buffers full) or a state
     whose row must be expanded first."""
@@ -445,7 +450,8 @@ def _lex_walk(table: np.ndarray, class_of: np.ndarray, accepting: np.ndarray, by
             stop = skip[e]
         while i < stop:
             s = stack[depth[i] - 1]
-            t = table[s, class_of[byte[i]]]
+            c = class_of[byte[i]]
+            t = table[s, c]
             if t <= 0:
                 if t < 0:
                     cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
@@ -459,6 +465,15 @@ def _lex_walk(table: np.ndarray, class_of: np.ndarray, accepting: np.ndarray, by
                     m += 1
                 i = skip[i]
                 continue
+            if forks is not None and accepting[s]:
+                f = forks[s, c]
+                if f > 0:
+                    if m == cap:
+                        cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
+                        return _GROW
+                    end_nodes[m] = i
+                    end_from[m] = -f
+                    m += 1
             stack[depth[i]] = t
             b = tok_bit[i]
             if b >= 0:
@@ -483,7 +498,9 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
     ``entries is None``: from the root in DFA state ``q``; otherwise from each entry node
     (ascending preorder ids), whose own byte starts a new lexeme in state ``start``.
     Returns (bitmask words ``uint32`` of the tokens that stay inside a lexeme, the nodes
-    whose byte is dead right after an accepting state, that state for each).
+    whose byte is dead right after an accepting state, that state for each). A DFA that
+    tracks forks also yields the nodes whose byte goes on at a fork, with minus the fork
+    id in place of the state (``LexerMode.accepting`` reads both).
     """
     n_words = (pre.node_of_token.shape[0] + 31) // 32
     buf, words = token_words(n_words)
@@ -501,10 +518,10 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
             return words, end_nodes[:0], end_from[:0]
         cur = np.array([0, -1, 0, 0], dtype=np.int64)
     while True:
-        table, class_of, accepting = dfa.kernel_view()
+        table, class_of, accepting, forks = dfa.kernel_view()
         status = _lex_walk(table, class_of, accepting, pre.byte, pre.depth, pre.skip,
                            pre.tok_bit, pre.tok_ptr, pre.tok_ids, ents, start, buf, end_nodes,
-                           end_from, stack, cur)
+                           end_from, stack, cur, forks)
         if status == _DONE:
             break
         if status == _GROW:

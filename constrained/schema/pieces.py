@@ -187,7 +187,10 @@ class GrammarBuilder:
         for name, names in extra.items():
             rules[name] = Rule(name, tuple(names))  # type: ignore[arg-type]
         lex = {n: Lexeme(n, node) for n, node in lex_nodes.items()}
-        return Grammar(rules=rules, lexemes=lex, start=start_name, meta=dict(meta or {}))
+        # split lexing: a choice may hold a whole regular value as one lexeme beside
+        # another branch's first token (``[``), which greedy lexing would run past
+        return Grammar(rules=rules, lexemes=lex, start=start_name, lexing="all",
+                       meta=dict(meta or {}))
 
 
 def _nullable(node: Node, memo: dict[int, bool]) -> bool:

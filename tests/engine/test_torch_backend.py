@@ -129,8 +129,11 @@ PROMPTS = [
     '{"name": "Ada", "age":',
     "Once upon a time, in a land far far away, there lived a dragon who",
 ]
-# float32 noise through 30 layers: 1e-4 absolute plus 1e-5 of the logit's size (|logits| <= ~30)
-ATOL, RTOL = 1e-4, 1e-5
+# float32 noise through 30 layers: 5e-4 absolute plus 1e-5 of the logit's size (|logits| <=
+# ~30). The summation order differs by BLAS build and CPU: numpy 2.4.6's OpenBLAS 0.3.31
+# (Haswell kernels) vs torch 2.13's CPU kernels differed by up to 2.4e-4 on "Hello" on
+# this machine (1e-4 had passed on earlier machines); the top-5 ids must still agree
+ATOL, RTOL = 5e-4, 1e-5
 
 
 @pytest.fixture(scope="module")
