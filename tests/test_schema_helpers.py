@@ -6,6 +6,7 @@ the grammar engine's byte-level matcher (lexer + Earley) for the others.
 from __future__ import annotations
 
 import json
+import re
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -67,20 +68,25 @@ def _resolve_local(schema: Any, root: Any) -> Any:
 
 
 def declared_order(schema: Any, root: Any) -> list[str]:
-    """Property names in the order the policy writes them (properties, allOf/anyOf/oneOf
-    members, required), resolving local ``$ref`` — the test's view of the policy."""
-    schema = _resolve_local(schema, root)
-    if not isinstance(schema, dict):
-        return []
+    """Property names in the order the policy writes them: ``properties`` of the schema
+    and of its allOf members (depth first), then ``required`` names not among them,
+    resolving local ``$ref`` — the test's view of the policy (docs/json-schema.md)."""
     names: list[str] = []
+
     def add(ns: Any) -> None:
         for n in ns:
             if isinstance(n, str) and n not in names:
                 names.append(n)
-    add(schema.get("properties", {}))
-    for sub in schema.get("allOf", []):
-        add(declared_order(sub, root))
-    add(schema.get("required", []))
+
+    def walk(sch: Any, keyword: str) -> None:
+        sch = _resolve_local(sch, root)
+        if isinstance(sch, dict):
+            add(sch.get(keyword, {}))
+            for sub in sch.get("allOf", []):
+                walk(sub, keyword)
+
+    walk(schema, "properties")
+    walk(schema, "required")
     return names
 
 
@@ -95,12 +101,14 @@ def policy_dumps(instance: Any, schema: Any, root: Any | None = None, **dump: An
             for key in ("anyOf", "oneOf"):
                 for branch in sch.get(key, []):
                     try:
-                        if reference_validator({**root, **_resolve_local(branch, root)} if isinstance(root, dict) and isinstance(_resolve_local(branch, root), dict) else branch).is_valid(value):
+                        if reference_validator(_with_defs(_resolve_local(branch, root), root)).is_valid(value):
                             merged = dict(sch)
                             merged.pop(key)
                             b = _resolve_local(branch, root)
                             if isinstance(b, dict):
-                                merged = {**b, **merged, "properties": {**b.get("properties", {}), **merged.get("properties", {})}}
+                                # the compiler merges the siblings first, then the branch
+                                merged = {**b, **merged, "properties": {**merged.get("properties", {}),
+                                                                        **b.get("properties", {})}}
                             return order(value, merged)
                     except Exception:
                         continue
@@ -112,7 +120,9 @@ def policy_dumps(instance: Any, schema: Any, root: Any | None = None, **dump: An
             keys = [k for k in names if k in value] + [k for k in value if k not in names]
             props = sch.get("properties", {}) if isinstance(sch, dict) else {}
             extra = sch.get("additionalProperties", True) if isinstance(sch, dict) else True
-            return {k: order(value[k], props.get(k, extra)) for k in keys}
+            patterns = sch.get("patternProperties", {}) if isinstance(sch, dict) else {}
+            return {k: order(value[k], props[k] if k in props else _pattern_schema(k, patterns, extra))
+                    for k in keys}
         if isinstance(value, list):
             prefix = sch.get("prefixItems", []) if isinstance(sch, dict) else []
             items = sch.get("items", True) if isinstance(sch, dict) else True
@@ -123,6 +133,27 @@ def policy_dumps(instance: Any, schema: Any, root: Any | None = None, **dump: An
 
     dump.setdefault("ensure_ascii", False)
     return json.dumps(order(instance, schema), **dump)
+
+
+def _with_defs(branch: Any, root: Any) -> Any:
+    """``branch`` as a schema of its own: the root's definitions (for its local refs) and
+    draft, none of the root's own keywords."""
+    if not isinstance(branch, dict) or not isinstance(root, dict):
+        return branch
+    keep = {k: root[k] for k in ("$schema", "$defs", "definitions") if k in root}
+    return {**keep, **branch}
+
+
+def _pattern_schema(key: str, patterns: dict[str, Any], default: Any) -> Any:
+    """The subschema a non-declared key's value follows: its first matching
+    ``patternProperties`` entry (searched with Python's ``re``), else ``default``."""
+    for pattern, sub in patterns.items():
+        try:
+            if re.search(pattern, key):
+                return sub
+        except re.error:
+            continue
+    return default
 
 
 def invalid_spellings(instance: Any) -> set[str]:
