@@ -157,8 +157,14 @@ class RegexConstraint(Constraint):
             with self._lock:
                 object.__setattr__(self, "_byte_visits", self._byte_visits + visited)
                 if self._byte_visits > _COMPRESS_AFTER_VISITS and self._walk_pre is None:
-                    object.__setattr__(self, "_walk_pre",
-                                       compress_preorder(self.trie.preorder, self.dfa.class_of))
+                    # many classes (letters told apart) barely shrink the trie: past half
+                    # its nodes the byte trie is kept (Github_easy o10009, 60 classes: a
+                    # 142 ms mask grew dense tables three times to find that out)
+                    pre_c = compress_preorder(self.trie.preorder, self.dfa.class_of,
+                                              self.trie.preorder.n_nodes // 2)
+                    object.__setattr__(self, "_walk_pre", pre_c)
+                    if pre_c is None:
+                        object.__setattr__(self, "_compressible", False)
         for a in (words, nodes, states):
             a.setflags(write=False)
         entry = StateMasks(state, words, nodes, states, pre, self.dfa, self.vocab.tokens)

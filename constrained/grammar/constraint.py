@@ -62,7 +62,7 @@ class GrammarConstraint(Constraint):
             part = self.compiled.walk_partition()
             trie = self.trie.preorder
             if part is not None and int(np.max(part)) < _COMPRESS_MAX_CLASSES:
-                trie = compress_preorder(trie, part)
+                trie = compress_preorder(trie, part) or trie
             self._walk_trie = trie  # benign race: every thread builds the same trie
         return trie
 

@@ -204,13 +204,16 @@ def preorder_trie(trie: Any) -> PreorderTrie:
 def _merge(byte: np.ndarray, depth: np.ndarray, class_of: np.ndarray, child: np.ndarray,
            rep: np.ndarray, comp_of: np.ndarray, max_depth: int) -> int:  # pragma: no cover
     """Compressed node of every byte node (preorder) through the dense ``child[node,
-    class]`` table; returns the node count, or -1 when ``child`` is too small (the caller
-    retries with a bigger one: reallocating here would put reference counting in the loop)."""
+    class]`` table (uninitialised: a row is set to -1 when its node is made, so a big
+    table costs only the rows used); returns the node count, or -1 when ``child`` is too
+    small (the caller retries with a bigger one or gives up: reallocating here would put
+    reference counting in the loop)."""
     n = byte.shape[0]
     cap = child.shape[0]
     at_depth = np.empty(max_depth + 1, np.int32)
     comp_of[0] = 0
     at_depth[0] = 0
+    child[0, :] = -1
     count = 1
     for i in range(1, n):
         d = depth[i]
@@ -222,6 +225,7 @@ def _merge(byte: np.ndarray, depth: np.ndarray, class_of: np.ndarray, child: np.
                 return -1
             k = count
             count += 1
+            child[k, :] = -1
             child[p, c] = k
             rep[k] = byte[i]
         at_depth[d] = k
@@ -280,8 +284,10 @@ def _compressed_layout(child: np.ndarray, rep: np.ndarray, comp_of: np.ndarray, 
 MAX_COMPRESS_CLASSES = 64
 
 
-def compress_preorder(pre: PreorderTrie, class_of: np.ndarray) -> PreorderTrie:
-    """``pre`` with sibling edges merged when their bytes share a class of ``class_of``.
+def compress_preorder(pre: PreorderTrie, class_of: np.ndarray,
+                      max_nodes: int | None = None) -> PreorderTrie | None:
+    """``pre`` with sibling edges merged when their bytes share a class of ``class_of``;
+    None if that trie would have more than ``max_nodes`` nodes (not worth walking).
 
     For an automaton whose byte classes refine ``class_of``, a walk over the result gives
     every token the same end state as over ``pre`` while visiting far fewer nodes (all
@@ -291,15 +297,18 @@ def compress_preorder(pre: PreorderTrie, class_of: np.ndarray) -> PreorderTrie:
     n_classes = int(cls.max()) + 1
     if cls.shape != (256,) or n_classes > MAX_COMPRESS_CLASSES:
         raise ValueError(f"class_of must map 256 bytes to at most {MAX_COMPRESS_CLASSES} classes")
-    cap = max(1024, pre.n_nodes // 16)
+    limit = pre.n_nodes if max_nodes is None else min(max_nodes, pre.n_nodes)
+    cap = min(max(1024, pre.n_nodes // 16), limit)
     comp_of = np.empty(pre.n_nodes, dtype=np.int32)
     while True:
-        child = np.full((cap, n_classes), -1, dtype=np.int32)
+        child = np.empty((cap, n_classes), dtype=np.int32)
         rep = np.zeros(cap, dtype=np.uint8)
         count = _merge(pre.byte, pre.depth, cls, child, rep, comp_of, pre.max_depth)
         if count >= 0:
             break
-        cap = min(4 * cap, pre.n_nodes)
+        if cap >= limit:
+            return None
+        cap = min(4 * cap, limit)
     byte, depth, skip, ptr, ids, pos = _compressed_layout(child, rep, comp_of, count, pre.tok_ptr,
                                                           pre.tok_ids)
     old = pre.node_of_token
