@@ -29,7 +29,6 @@ from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, GrowingNFA, build_nfa
 from .rows import RowScratch, row_targets
 
 DEAD = 0
-_SMALL_INTERN = 64  # up to this many NFA states, a new state's records are built in Python
 # rows of states with several NFA byte states come from the compiled kernel
 # (automata/rows.py); a single byte state's row is one memoised closure, set in Python
 # (tests turn this off to run those rows through the kernel too)
@@ -224,18 +223,21 @@ class LazyDFA(TableDFA):
         self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
                     nfa.class_bytes)
         self._accepting = np.zeros(cap, dtype=bool)
-        self._sets: list[frozenset[int]] = [frozenset()]
-        # byte states of each DFA state (a list for small sets, else an array)
-        self._byte_states: list[list[int] | np.ndarray] = [[]]
+        # per DFA state: its NFA states (sorted int32; the state's identity), and records
+        # derived from them on first use (byte states when its row is computed, lexemes
+        # when asked): a third of the states a schema's masks create are never expanded
+        self._members: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
+        self._byte_states: list[np.ndarray | None] = [np.zeros(0, dtype=np.int32)]
+        self._acc_lex: list[tuple[int, ...] | None] = [()]
+        self._live_lex: list[tuple[int, ...] | None] = [()]
         self._kind_l: list[int] | None = None
         self._lex_l: list[int] | None = None
         self._label_l: list[int] = []
-        self._index: dict[frozenset[int], int] = {frozenset(): DEAD}
-        self._index_bytes: dict[bytes, int] = {}  # sorted int32 states -> id (row kernel)
+        # sorted int32 NFA states (bytes) -> id: the row kernel's target sets are looked
+        # up without building a frozenset each (that and its hash were most of a new state)
+        self._index_bytes: dict[bytes, int] = {b"": DEAD}
         self._scratch: RowScratch | None = None  # the row kernel's work arrays (lock held)
-        self._acc_lex: list[tuple[int, ...]] = [()]
-        self._live_lex: list[tuple[int, ...]] = [()]
-        self._succ_closure: dict[int, frozenset[int]] = {}
+        self._succ_closure: dict[int, tuple[np.ndarray, bytes]] = {}
         self._set_total = 0
         self._expand_seconds = 0.0
         self._label_classes: dict[int, list[int]] = {}
@@ -252,55 +254,48 @@ class LazyDFA(TableDFA):
     # --- construction ----------------------------------------------------------------
     def _intern(self, states: frozenset[int]) -> int:
         """Id of the DFA state for an NFA state set, creating it if new (lock held)."""
-        sid = self._index.get(states)
-        if sid is not None:
-            return sid
-        sid = len(self._sets)
+        arr = np.array(sorted(states), dtype=np.int32)
+        key = arr.tobytes()
+        sid = self._index_bytes.get(key)
+        return sid if sid is not None else self._add_state(arr, key)
+
+    def _add_state(self, arr: np.ndarray, key: bytes, accepting: bool | None = None) -> int:
+        """A new DFA state for the sorted NFA states ``arr`` (``key`` = their bytes, not
+        interned yet; ``accepting`` if known) (lock held)."""
+        sid = len(self._members)
         if sid >= self.limits.max_states:
             raise ConstraintTooComplex(
                 f"DFA exceeds {self.limits.max_states} states (Limits.max_states)")
-        self._set_total += len(states)
+        self._set_total += len(arr)
         if self._set_total > self.limits.max_state_set_total:
             raise ConstraintTooComplex(
                 f"DFA state sets exceed {self.limits.max_state_set_total} NFA states in total "
                 "(Limits.max_state_set_total)")
         if sid >= len(self._accepting):
             self._grow(2 * len(self._accepting))
-        nfa = self.nfa
-        if len(states) <= _SMALL_INTERN:
-            # plain Python over cached lists: a numpy round per state cost ~10 us
-            kind_l, lex_l = self._nfa_lists()
-            # one pass over the members (three comprehensions were ~40% of a new state)
-            acc_s: set[int] = set()
-            live_s: set[int] = set()
-            byte_l: list[int] = []
-            for m in sorted(states):
-                kd = kind_l[m]
-                lx = lex_l[m]
-                live_s.add(lx)
-                if kd == KIND_BYTE:
-                    byte_l.append(m)
-                elif kd == KIND_ACCEPT:
-                    acc_s.add(lx)
-            acc = tuple(sorted(acc_s))
-            live = tuple(sorted(live_s))
-            byte_m: list[int] | np.ndarray = byte_l
-        else:
-            members = np.fromiter(states, dtype=np.int32, count=len(states))
-            members.sort()
-            kinds = nfa.kind[members]
-            accepts = members[kinds == KIND_ACCEPT]
-            acc = tuple(sorted(set(nfa.lexeme[accepts].tolist())))
-            byte_m = members[kinds == KIND_BYTE]
-            live = tuple(sorted(set(nfa.lexeme[members].tolist())))
+        if accepting is None:
+            accepting = bool((self.nfa.kind[arr] == KIND_ACCEPT).any())
         # fill every per-state record before publishing the id (readers never lock)
-        self._accepting[sid] = bool(acc)
-        self._byte_states.append(byte_m)
-        self._acc_lex.append(acc)
-        self._live_lex.append(live)
-        self._sets.append(states)
-        self._index[states] = sid
+        self._accepting[sid] = accepting
+        self._byte_states.append(None)
+        self._acc_lex.append(None if accepting else ())
+        self._live_lex.append(None)
+        self._members.append(arr)
+        self._index_bytes[key] = sid
         return sid
+
+    def _lexemes(self, state: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(accepting, live) lexemes of ``state``, computed from its NFA states on first
+        use (a benign race: concurrent readers compute the same tuples)."""
+        acc, live = self._acc_lex[state], self._live_lex[state]
+        if acc is None or live is None:
+            arr = self._members[state]
+            nfa = self.nfa
+            lex = nfa.lexeme[arr]
+            acc = tuple(sorted(set(lex[nfa.kind[arr] == KIND_ACCEPT].tolist())))
+            live = tuple(sorted(set(lex.tolist())))
+            self._acc_lex[state], self._live_lex[state] = acc, live
+        return acc, live
 
     def _nfa_lists(self) -> tuple[list[int], list[int]]:
         """The NFA's kind and lexeme arrays as Python lists (built on first use)."""
@@ -333,11 +328,12 @@ class LazyDFA(TableDFA):
             self._label_classes[label] = hit
         return hit
 
-    def _succ(self, s: int) -> frozenset[int]:
+    def _succ(self, s: int) -> tuple[np.ndarray, bytes]:
+        """The sorted closure of NFA byte state ``s``'s successor and its bytes (memoised)."""
         hit = self._succ_closure.get(s)
         if hit is None:
-            hit = self.nfa.closure(int(self.nfa.succ[s]))
-            self._succ_closure[s] = hit
+            arr = np.array(sorted(self.nfa.closure(int(self.nfa.succ[s]))), dtype=np.int32)
+            hit = self._succ_closure[s] = (arr, arr.tobytes())
         return hit
 
     def _expand(self, state: int) -> None:
@@ -347,6 +343,9 @@ class LazyDFA(TableDFA):
                 return
             t0 = time.monotonic()
             byte_states = self._byte_states[state]
+            if byte_states is None:
+                arr = self._members[state]
+                byte_states = self._byte_states[state] = arr[self.nfa.kind[arr] == KIND_BYTE]
             row = np.zeros(self.n_classes, dtype=np.int32)
             k = len(byte_states)
             self._nfa_lists()
@@ -355,10 +354,14 @@ class LazyDFA(TableDFA):
             if k == 1 and _SINGLE_STATE_ROWS_IN_PYTHON:
                 # one NFA state: its label's classes go to its (memoised) successor closure
                 m0 = int(byte_states[0])
-                row[self._label_class_list(label_l[m0])] = self._intern(self._succ(m0))
+                arr, key = self._succ(m0)
+                sid = self._index_bytes.get(key)
+                if sid is None:
+                    sid = self._add_state(arr, key)
+                row[self._label_class_list(label_l[m0])] = sid
             elif k:
                 row[:] = self._kernel_row(byte_states)
-            if self._forks is not None and self._acc_lex[state]:
+            if self._forks is not None and self._accepting[state]:
                 self._forks[state] = self._fork_row(state, row)  # before the row is published
             self._table[state] = row
             self._expand_seconds += time.monotonic() - t0
@@ -370,12 +373,12 @@ class LazyDFA(TableDFA):
     def _fork_row(self, state: int, row: np.ndarray) -> np.ndarray:
         """Fork ids of an accepting ``state`` per class: the lexemes accepting here that
         are dead in the successor while the successor lives (lock held)."""
-        acc = self._acc_lex[state]
+        acc = self._lexemes(state)[0]
         out = np.zeros(len(row), dtype=np.int32)
         for t in set(row.tolist()):
             if t == DEAD:
                 continue
-            live = self._live_lex[t]
+            live = self._lexemes(t)[1]
             ending = tuple(x for x in acc if x not in live)
             if ending:
                 fid = self._fork_index.get(ending)
@@ -405,24 +408,21 @@ class LazyDFA(TableDFA):
         if scratch is None or scratch.mark.shape[0] < nfa.n_states:  # first row, or grown
             scratch = self._scratch = RowScratch(2 * nfa.n_states)  # room to grow
         members = np.asarray(byte_states, dtype=np.int32)
-        group_of, ptr, states = row_targets(
+        group_of, ptr, states, accepts = row_targets(
             members, nfa.label, nfa.label_classes, nfa.succ, nfa.kind, nfa.live,
             nfa.eps_ptr, nfa.eps_dst, scratch)
-        # target sets are looked up by their sorted states' bytes: building a frozenset
-        # per target to find an existing state was most of a row's remaining cost
+        # target sets are looked up by their sorted states' bytes; a new one keeps its
+        # slice of ``states`` as its identity
         ptr_l = ptr.tolist()
         raw = states.tobytes()
         by_bytes = self._index_bytes
-        states_l: list[int] | None = None
         sids: list[int] = []
         for g in range(len(ptr_l) - 1):
             a, b = ptr_l[g], ptr_l[g + 1]
             key = raw[4 * a : 4 * b]
             sid = by_bytes.get(key)
             if sid is None:
-                if states_l is None:
-                    states_l = states.tolist()
-                sid = by_bytes[key] = self._intern(frozenset(states_l[a:b]))
+                sid = self._add_state(states[a:b], key, bool(accepts[g]))
             sids.append(sid)
         sids.append(DEAD)  # group -1
         return np.array(sids, dtype=np.int32)[group_of]
@@ -527,15 +527,16 @@ class LazyDFA(TableDFA):
     @property
     def n_states(self) -> int:
         """States created so far (including the dead state 0)."""
-        return len(self._sets)
+        return len(self._members)
 
     def accepting_lexemes(self, state: int) -> tuple[int, ...]:
         """Indices of the lexemes that accept in ``state`` (sorted)."""
-        return self._acc_lex[state]
+        acc = self._acc_lex[state]
+        return acc if acc is not None else self._lexemes(state)[0]
 
     def live_lexemes(self, state: int) -> tuple[int, ...]:
         """Indices of the lexemes still alive in ``state`` (accepting now or later)."""
-        return self._live_lex[state]
+        return self._lexemes(state)[1]
 
 
 def is_prefix_free(dfa: LazyDFA) -> bool:

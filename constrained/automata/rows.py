@@ -16,15 +16,17 @@ from numba import njit
 __all__ = ["RowScratch", "row_targets"]
 
 _EPS = 1  # nfa.KIND_EPS (kept literal: the kernel is compiled once and cached on disk)
+_ACCEPT = 2  # nfa.KIND_ACCEPT
 
 
 @njit(cache=True, nogil=True)
 def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarray,
                  succ: np.ndarray, kind: np.ndarray, live: np.ndarray, eps_ptr: np.ndarray,
                  eps_dst: np.ndarray, mark: np.ndarray, stack: np.ndarray,
-                 stamp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
+                 stamp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
     """(group of each class, -1 = dead; CSR pointers and the sorted NFA states of each
-    group's target set; the last stamp used in ``mark``)."""
+    group's target set; whether each target set holds an accept state; the last stamp
+    used in ``mark``)."""
     k = members.shape[0]
     nc = label_classes.shape[1]
     nw = (k + 63) // 64
@@ -64,6 +66,7 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
             ng += 1
         group_of[c] = found
     ptr = np.zeros(ng + 1, np.int64)
+    accepts = np.zeros(ng, np.bool_)
     out = np.empty(max(16, 4 * k), np.int32)
     n_out = 0
     for g in range(ng):
@@ -84,6 +87,8 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
             if not live[s]:
                 continue
             if kind[s] != _EPS:
+                if kind[s] == _ACCEPT:
+                    accepts[g] = True
                 if n_out == out.shape[0]:
                     bigger = np.empty(2 * out.shape[0], np.int32)
                     bigger[:n_out] = out[:n_out]
@@ -99,7 +104,7 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
                     top += 1
         out[start:n_out].sort()
         ptr[g + 1] = n_out
-    return group_of, ptr, out[:n_out], stamp
+    return group_of, ptr, out[:n_out], accepts, stamp
 
 
 class RowScratch:
@@ -117,14 +122,15 @@ class RowScratch:
 def row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarray,
                 succ: np.ndarray, kind: np.ndarray, live: np.ndarray, eps_ptr: np.ndarray,
                 eps_dst: np.ndarray, scratch: RowScratch
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For the byte states ``members`` of a DFA state: ``(group_of, ptr, states)`` where
-    class ``c`` leads to target set ``group_of[c]`` (-1: dead) and target set ``g`` is
-    the sorted live NFA byte/accept states ``states[ptr[g]:ptr[g + 1]]``."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For the byte states ``members`` of a DFA state: ``(group_of, ptr, states,
+    accepts)`` where class ``c`` leads to target set ``group_of[c]`` (-1: dead), target
+    set ``g`` is the sorted live NFA byte/accept states ``states[ptr[g]:ptr[g + 1]]``
+    and ``accepts[g]`` tells whether it holds an accept state."""
     if scratch.stamp > (1 << 30):
         scratch.mark[:] = 0
         scratch.stamp = 0
-    group_of, ptr, states, scratch.stamp = _row_targets(
+    group_of, ptr, states, accepts, scratch.stamp = _row_targets(
         members, label, label_classes, succ, kind, live, eps_ptr, eps_dst,
         scratch.mark, scratch.stack, scratch.stamp)
-    return group_of, ptr, states
+    return group_of, ptr, states, accepts

@@ -206,8 +206,7 @@ def _merge(byte: np.ndarray, depth: np.ndarray, class_of: np.ndarray, child: np.
     """Compressed node of every byte node (preorder) through the dense ``child[node,
     class]`` table (uninitialised: a row is set to -1 when its node is made, so a big
     table costs only the rows used); returns the node count, or -1 when ``child`` is too
-    small (the caller retries with a bigger one or gives up: reallocating here would put
-    reference counting in the loop)."""
+    small (the caller gives up: the compressed trie would not be worth walking)."""
     n = byte.shape[0]
     cap = child.shape[0]
     at_depth = np.empty(max_depth + 1, np.int32)
@@ -297,18 +296,15 @@ def compress_preorder(pre: PreorderTrie, class_of: np.ndarray,
     n_classes = int(cls.max()) + 1
     if cls.shape != (256,) or n_classes > MAX_COMPRESS_CLASSES:
         raise ValueError(f"class_of must map 256 bytes to at most {MAX_COMPRESS_CLASSES} classes")
-    limit = pre.n_nodes if max_nodes is None else min(max_nodes, pre.n_nodes)
-    cap = min(max(1024, pre.n_nodes // 16), limit)
+    # one pass: the table is allocated for the most nodes allowed but left uninitialised
+    # (pages never touched cost nothing), so only the rows made are written
+    cap = pre.n_nodes if max_nodes is None else max(1, min(max_nodes, pre.n_nodes))
     comp_of = np.empty(pre.n_nodes, dtype=np.int32)
-    while True:
-        child = np.empty((cap, n_classes), dtype=np.int32)
-        rep = np.zeros(cap, dtype=np.uint8)
-        count = _merge(pre.byte, pre.depth, cls, child, rep, comp_of, pre.max_depth)
-        if count >= 0:
-            break
-        if cap >= limit:
-            return None
-        cap = min(4 * cap, limit)
+    child = np.empty((cap, n_classes), dtype=np.int32)
+    rep = np.zeros(cap, dtype=np.uint8)
+    count = _merge(pre.byte, pre.depth, cls, child, rep, comp_of, pre.max_depth)
+    if count < 0:
+        return None
     byte, depth, skip, ptr, ids, pos = _compressed_layout(child, rep, comp_of, count, pre.tok_ptr,
                                                           pre.tok_ids)
     old = pre.node_of_token
