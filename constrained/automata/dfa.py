@@ -1,6 +1,7 @@
 """LazyDFA: on-demand subset construction over a trimmed byte NFA.
 
-A DFA state is the frozenset of live NFA byte/accept states it stands for. A state's row
+A DFA state is the set of live NFA byte/accept states it stands for (a sorted int32
+array, interned by its bytes; records derived from it on first use). A state's row
 (its successor for every byte equivalence class) is computed the first time any of its
 transitions is needed, in one go, by a compiled kernel (``automata/rows.py``) that
 groups the classes by which NFA states accept them and closes each distinct target
