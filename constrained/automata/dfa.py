@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ConstraintTooComplex
 from .ast import Node
 from .limits import DEFAULT_LIMITS, Deadline, Limits
-from .nfa import KIND_ACCEPT, KIND_BYTE, NFA, GrowingNFA, build_nfa
+from .nfa import KIND_BYTE, NFA, GrowingNFA, build_nfa
 from .rows import RowScratch, row_targets
 
 DEAD = 0
@@ -224,11 +224,12 @@ class LazyDFA(TableDFA):
         self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
                     nfa.class_bytes)
         self._accepting = np.zeros(cap, dtype=bool)
-        # per DFA state: its NFA states (sorted int32; the state's identity), and records
-        # derived from them on first use (byte states when its row is computed, lexemes
-        # when asked): a third of the states a schema's masks create are never expanded
+        # per DFA state: its NFA states (int32, the byte states sorted, then the accept
+        # states sorted: the state's identity), how many are byte states, and lexemes
+        # derived on first use (a third of the states a schema's masks create are never
+        # expanded, and few are asked for their lexemes)
         self._members: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
-        self._byte_states: list[np.ndarray | None] = [np.zeros(0, dtype=np.int32)]
+        self._n_byte: list[int] = [0]
         self._acc_lex: list[tuple[int, ...] | None] = [()]
         self._live_lex: list[tuple[int, ...] | None] = [()]
         self._kind_l: list[int] | None = None
@@ -238,7 +239,7 @@ class LazyDFA(TableDFA):
         # up without building a frozenset each (that and its hash were most of a new state)
         self._index_bytes: dict[bytes, int] = {b"": DEAD}
         self._scratch: RowScratch | None = None  # the row kernel's work arrays (lock held)
-        self._succ_closure: dict[int, tuple[np.ndarray, bytes]] = {}
+        self._succ_closure: dict[int, tuple[np.ndarray, bytes, int]] = {}
         self._set_total = 0
         self._expand_seconds = 0.0
         self._label_classes: dict[int, list[int]] = {}
@@ -253,16 +254,24 @@ class LazyDFA(TableDFA):
             self.start: int = self._intern(start_set)
 
     # --- construction ----------------------------------------------------------------
+    def _canonical(self, states: frozenset[int]) -> tuple[np.ndarray, bytes, int]:
+        """An NFA state set in the identity order (byte states sorted, then accept states
+        sorted, as the row kernel writes them), its bytes and its accept-state count."""
+        kind_l, _ = self._nfa_lists()
+        byte_l = sorted(m for m in states if kind_l[m] == KIND_BYTE)
+        acc_l = sorted(m for m in states if kind_l[m] != KIND_BYTE)
+        arr = np.array(byte_l + acc_l, dtype=np.int32)
+        return arr, arr.tobytes(), len(acc_l)
+
     def _intern(self, states: frozenset[int]) -> int:
         """Id of the DFA state for an NFA state set, creating it if new (lock held)."""
-        arr = np.array(sorted(states), dtype=np.int32)
-        key = arr.tobytes()
+        arr, key, n_acc = self._canonical(states)
         sid = self._index_bytes.get(key)
-        return sid if sid is not None else self._add_state(arr, key)
+        return sid if sid is not None else self._add_state(arr, key, n_acc)
 
-    def _add_state(self, arr: np.ndarray, key: bytes, accepting: bool | None = None) -> int:
-        """A new DFA state for the sorted NFA states ``arr`` (``key`` = their bytes, not
-        interned yet; ``accepting`` if known) (lock held)."""
+    def _add_state(self, arr: np.ndarray, key: bytes, n_acc: int) -> int:
+        """A new DFA state for the NFA states ``arr`` in identity order (``key`` = their
+        bytes, not interned yet; the last ``n_acc`` are accept states) (lock held)."""
         sid = len(self._members)
         if sid >= self.limits.max_states:
             raise ConstraintTooComplex(
@@ -274,12 +283,10 @@ class LazyDFA(TableDFA):
                 "(Limits.max_state_set_total)")
         if sid >= len(self._accepting):
             self._grow(2 * len(self._accepting))
-        if accepting is None:
-            accepting = bool((self.nfa.kind[arr] == KIND_ACCEPT).any())
         # fill every per-state record before publishing the id (readers never lock)
-        self._accepting[sid] = accepting
-        self._byte_states.append(None)
-        self._acc_lex.append(None if accepting else ())
+        self._accepting[sid] = n_acc > 0
+        self._n_byte.append(len(arr) - n_acc)
+        self._acc_lex.append(None if n_acc else ())
         self._live_lex.append(None)
         self._members.append(arr)
         self._index_bytes[key] = sid
@@ -290,11 +297,9 @@ class LazyDFA(TableDFA):
         use (a benign race: concurrent readers compute the same tuples)."""
         acc, live = self._acc_lex[state], self._live_lex[state]
         if acc is None or live is None:
-            arr = self._members[state]
-            nfa = self.nfa
-            lex = nfa.lexeme[arr]
-            acc = tuple(sorted(set(lex[nfa.kind[arr] == KIND_ACCEPT].tolist())))
-            live = tuple(sorted(set(lex.tolist())))
+            lex = self.nfa.lexeme[self._members[state]].tolist()
+            acc = tuple(sorted(set(lex[self._n_byte[state]:])))
+            live = tuple(sorted(set(lex)))
             self._acc_lex[state], self._live_lex[state] = acc, live
         return acc, live
 
@@ -329,12 +334,11 @@ class LazyDFA(TableDFA):
             self._label_classes[label] = hit
         return hit
 
-    def _succ(self, s: int) -> tuple[np.ndarray, bytes]:
-        """The sorted closure of NFA byte state ``s``'s successor and its bytes (memoised)."""
+    def _succ(self, s: int) -> tuple[np.ndarray, bytes, int]:
+        """The closure of NFA byte state ``s``'s successor (``_canonical``; memoised)."""
         hit = self._succ_closure.get(s)
         if hit is None:
-            arr = np.array(sorted(self.nfa.closure(int(self.nfa.succ[s]))), dtype=np.int32)
-            hit = self._succ_closure[s] = (arr, arr.tobytes())
+            hit = self._succ_closure[s] = self._canonical(self.nfa.closure(int(self.nfa.succ[s])))
         return hit
 
     def _expand(self, state: int) -> None:
@@ -343,25 +347,20 @@ class LazyDFA(TableDFA):
             if self._table[state, 0] >= 0:
                 return
             t0 = time.monotonic()
-            byte_states = self._byte_states[state]
-            if byte_states is None:
-                arr = self._members[state]
-                byte_states = self._byte_states[state] = arr[self.nfa.kind[arr] == KIND_BYTE]
-            row = np.zeros(self.n_classes, dtype=np.int32)
-            k = len(byte_states)
-            self._nfa_lists()
-            label_l = self._label_l
-            assert label_l is not None
+            k = self._n_byte[state]
             if k == 1 and _SINGLE_STATE_ROWS_IN_PYTHON:
                 # one NFA state: its label's classes go to its (memoised) successor closure
-                m0 = int(byte_states[0])
-                arr, key = self._succ(m0)
+                m0 = int(self._members[state][0])
+                arr, key, n_acc = self._succ(m0)
                 sid = self._index_bytes.get(key)
                 if sid is None:
-                    sid = self._add_state(arr, key)
-                row[self._label_class_list(label_l[m0])] = sid
+                    sid = self._add_state(arr, key, n_acc)
+                row = np.zeros(self._tc[0].shape[1], dtype=np.int32)
+                row[self._label_class_list(self._label_l[m0])] = sid
             elif k:
-                row[:] = self._kernel_row(byte_states)
+                row = self._kernel_row(self._members[state][:k])
+            else:
+                row = np.zeros(self._tc[0].shape[1], dtype=np.int32)
             if self._forks is not None and self._accepting[state]:
                 self._forks[state] = self._fork_row(state, row)  # before the row is published
             self._table[state] = row
@@ -409,11 +408,11 @@ class LazyDFA(TableDFA):
         if scratch is None or scratch.mark.shape[0] < nfa.n_states:  # first row, or grown
             scratch = self._scratch = RowScratch(2 * nfa.n_states)  # room to grow
         members = np.asarray(byte_states, dtype=np.int32)
-        group_of, ptr, states, accepts = row_targets(
+        group_of, ptr, states, n_accepts = row_targets(
             members, nfa.label, nfa.label_classes, nfa.succ, nfa.kind, nfa.live,
             nfa.eps_ptr, nfa.eps_dst, scratch)
-        # target sets are looked up by their sorted states' bytes; a new one keeps its
-        # slice of ``states`` as its identity
+        # target sets are looked up by their states' bytes (identity order); a new one
+        # keeps its slice of ``states``
         ptr_l = ptr.tolist()
         raw = states.tobytes()
         by_bytes = self._index_bytes
@@ -423,7 +422,7 @@ class LazyDFA(TableDFA):
             key = raw[4 * a : 4 * b]
             sid = by_bytes.get(key)
             if sid is None:
-                sid = self._add_state(states[a:b], key, bool(accepts[g]))
+                sid = self._add_state(states[a:b], key, int(n_accepts[g]))
             sids.append(sid)
         sids.append(DEAD)  # group -1
         return np.array(sids, dtype=np.int32)[group_of]

@@ -24,9 +24,9 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
                  succ: np.ndarray, kind: np.ndarray, live: np.ndarray, eps_ptr: np.ndarray,
                  eps_dst: np.ndarray, mark: np.ndarray, stack: np.ndarray,
                  stamp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
-    """(group of each class, -1 = dead; CSR pointers and the sorted NFA states of each
-    group's target set; whether each target set holds an accept state; the last stamp
-    used in ``mark``)."""
+    """(group of each class, -1 = dead; CSR pointers and the NFA states of each group's
+    target set, byte states sorted then accept states sorted; each set's accept-state
+    count; the last stamp used in ``mark``)."""
     k = members.shape[0]
     nc = label_classes.shape[1]
     nw = (k + 63) // 64
@@ -66,7 +66,7 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
             ng += 1
         group_of[c] = found
     ptr = np.zeros(ng + 1, np.int64)
-    accepts = np.zeros(ng, np.bool_)
+    n_acc = np.zeros(ng, np.int32)
     out = np.empty(max(16, 4 * k), np.int32)
     n_out = 0
     for g in range(ng):
@@ -88,7 +88,7 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
                 continue
             if kind[s] != _EPS:
                 if kind[s] == _ACCEPT:
-                    accepts[g] = True
+                    n_acc[g] += 1
                 if n_out == out.shape[0]:
                     bigger = np.empty(2 * out.shape[0], np.int32)
                     bigger[:n_out] = out[:n_out]
@@ -103,8 +103,19 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
                     stack[top] = t
                     top += 1
         out[start:n_out].sort()
+        if n_acc[g]:  # accept states last (a stable partition of the sorted slice)
+            tmp = out[start:n_out].copy()
+            j = start
+            for s in tmp:
+                if kind[s] != _ACCEPT:
+                    out[j] = s
+                    j += 1
+            for s in tmp:
+                if kind[s] == _ACCEPT:
+                    out[j] = s
+                    j += 1
         ptr[g + 1] = n_out
-    return group_of, ptr, out[:n_out], accepts, stamp
+    return group_of, ptr, out[:n_out], n_acc, stamp
 
 
 class RowScratch:
@@ -123,14 +134,14 @@ def row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarra
                 succ: np.ndarray, kind: np.ndarray, live: np.ndarray, eps_ptr: np.ndarray,
                 eps_dst: np.ndarray, scratch: RowScratch
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For the byte states ``members`` of a DFA state: ``(group_of, ptr, states,
-    accepts)`` where class ``c`` leads to target set ``group_of[c]`` (-1: dead), target
-    set ``g`` is the sorted live NFA byte/accept states ``states[ptr[g]:ptr[g + 1]]``
-    and ``accepts[g]`` tells whether it holds an accept state."""
+    """For the byte states ``members`` of a DFA state: ``(group_of, ptr, states, n_acc)``
+    where class ``c`` leads to target set ``group_of[c]`` (-1: dead) and target set
+    ``g`` is the live NFA byte/accept states ``states[ptr[g]:ptr[g + 1]]``, byte states
+    sorted then its ``n_acc[g]`` accept states sorted (``LazyDFA``'s identity order)."""
     if scratch.stamp > (1 << 30):
         scratch.mark[:] = 0
         scratch.stamp = 0
-    group_of, ptr, states, accepts, scratch.stamp = _row_targets(
+    group_of, ptr, states, n_acc, scratch.stamp = _row_targets(
         members, label, label_classes, succ, kind, live, eps_ptr, eps_dst,
         scratch.mark, scratch.stack, scratch.stamp)
-    return group_of, ptr, states, accepts
+    return group_of, ptr, states, n_acc
