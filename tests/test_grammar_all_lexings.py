@@ -157,3 +157,17 @@ def test_schema_choice_masks_equal_token_by_token_advance(
         assert bad.size == 0, f"step {step}: mask wrong for {[vocab.tokens[i] for i in bad[:5]]}"
         m.advance(tid)
     assert m.mask()[vocab.eos_token_ids[0]]
+
+
+def test_too_many_lexings_at_once_is_a_clear_error() -> None:
+    """Readings are bounded (MAX_READINGS): a grammar whose splits of ``a...a`` all stay
+    alive with different parser states fails with ConstraintTooComplex, not by growing."""
+    from constrained.errors import ConstraintTooComplex
+    from constrained.grammar.compiled import MAX_READINGS
+
+    cg = CompiledGrammar(_all_lexings('start: s\ns: "a" s "b" | "aa" s "bb" |'))
+    few = cg.advance_all((cg.initial,), b"aaaa")
+    assert few is not None and 1 < len(few) <= MAX_READINGS
+    assert cg.accepts(b"aaabbb") and not cg.accepts(b"aaabbbb") and not cg.accepts(b"aab")
+    with pytest.raises(ConstraintTooComplex, match="lexings at once"):
+        cg.advance_all((cg.initial,), b"a" * 40)
