@@ -293,3 +293,29 @@ def test_oneof_disjoint_is_exact() -> None:
                         {"type": "object", "properties": {"k": {"const": "b"}, "v": {"type": "string"}}, "required": ["k"]}]}
     accepts = acceptor(tagged, additional_properties=False)
     assert accepts(b'{"k": "a", "v": 1}') and accepts(b'{"k": "b", "v": "s"}') and not accepts(b'{"k": "a", "v": "s"}')
+
+
+ENUM_BOUNDED = [
+    # the keyword beside the bound is one the structural compiler refuses
+    {"allOf": [{"enum": [[1, 2, 3], {"foo": 1}, "x", 12]}, {"not": {"not": {"type": "array"}}}]},
+    {"enum": [3, 5, 15, 30, 7], "oneOf": [{"multipleOf": 3}, {"multipleOf": 5}]},
+    {"enum": ["a", "b", "ab", 1], "allOf": [{"not": {"pattern": "^a"}}, {"not": {"const": 1}}]},
+    {"$defs": {"v": {"const": {"k": [1, None]}}}, "$ref": "#/$defs/v", "not": {"required": ["z"]}},
+    {"const": "2024-01-01", "format": "date"},
+]
+
+
+@pytest.mark.parametrize("schema", ENUM_BOUNDED, ids=range(len(ENUM_BOUNDED)))
+def test_enum_bounded_schemas_are_their_values_that_validate(schema: Any) -> None:
+    """An enum/const bound makes any schema finite: the compiled language is exactly the
+    bounding values jsonschema accepts (whatever keywords sit beside the bound)."""
+    check = reference_validator(schema)
+    accepts = acceptor(schema)
+    candidates = [[1, 2, 3], {"foo": 1}, "x", 12, 3, 5, 15, 30, 7, "a", "b", "ab", 1,
+                  {"k": [1, None]}, "2024-01-01", [], None, "y"]
+    n_valid = 0
+    for value in candidates:
+        valid = check.is_valid(value)
+        n_valid += valid
+        assert accepts(json.dumps(value).encode()) == valid, value
+    assert n_valid >= 1

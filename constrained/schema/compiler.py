@@ -50,7 +50,7 @@ from .jsontext import (
 from .merge import ANNOTATIONS, merge_all, type_set
 from .options import SchemaOptions
 from .pieces import GrammarBuilder, Piece, Seq, is_nothing, is_regular
-from .refs import SchemaIndex, Target, detect_draft, escape_pointer_token
+from .refs import ROOT_URI, SchemaIndex, Target, detect_draft, escape_pointer_token
 
 KNOWN = frozenset({
     "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
@@ -102,6 +102,7 @@ class SchemaCompiler:
         self._any: Piece | None = None
         self._any_string: Node | None = None
         self._validator: Any = None
+        self._root_base = self.index.base_of(root, ROOT_URI) if isinstance(root, dict) else ROOT_URI
 
     # -- entry points ---------------------------------------------------------------------
     def compile_root(self) -> Piece:
@@ -126,7 +127,8 @@ class SchemaCompiler:
             cls = validator_for(self.root if isinstance(self.root, dict) else {}, default=None)
             if cls is None:
                 from jsonschema import Draft202012Validator as cls  # type: ignore[no-redef]
-            self._validator = cls(self.root)
+            # formats asserted, as everywhere in the policy (docs/json-schema.md)
+            self._validator = cls(self.root, format_checker=cls.FORMAT_CHECKER)
         return self._validator
 
     def value_valid(self, value: Any, schema: Any) -> bool:
@@ -273,6 +275,9 @@ class SchemaCompiler:
         for key in schema:
             if not isinstance(key, str):
                 raise SchemaError(f"schema keys must be strings (at {ctx.pointer or '/'})")
+        finite = self._finite_by_validation(schema, ctx)
+        if finite is not None:
+            return finite
         if "$ref" in schema and self.draft == "draft7":
             target = self._resolve_ref(schema, ctx)
             return self.compile(target.schema, Ctx(target.pointer, target.base, ctx.depth))
@@ -302,6 +307,49 @@ class SchemaCompiler:
         if choices:
             return self._compile_choices(schema, choices, ctx)
         return self._compile_plain(schema, ctx)
+
+    def _finite_by_validation(self, schema: dict[str, Any], ctx: Ctx) -> Piece | None:
+        """A schema bounded by an ``enum`` / ``const`` (its own, or an allOf member's or
+        a ``$ref`` target's) is the bounding values that validate against the whole
+        schema, checked by the reference validator: exact whatever the other keywords
+        (``not``, overlapping ``oneOf``, ``if``, ...). None where no such bound is found,
+        the schema sits in a nested ``$id`` resource (the validator would start in the
+        wrong scope) or a value cannot be checked."""
+        values = self._bounding_values(schema, ctx, 0)
+        if values is None or ctx.base != ROOT_URI and ctx.base != self._root_base:
+            return None
+        if all(k in ANNOTATIONS for k in schema if k not in ("enum", "const")) \
+                and not ("enum" in schema and "const" in schema):
+            kept = values  # nothing else to check (and no validator to load)
+        else:
+            try:
+                kept = [v for v in values if self.value_valid(v, schema)]
+            except SchemaUnsupported:
+                return None
+        return alt(*(value_node(v, self.layout, ctx.depth, self.enc_memo) for v in kept))
+
+    def _bounding_values(self, schema: Any, ctx: Ctx, depth: int) -> list[Any] | None:
+        """The values of an enum/const that bounds ``schema``: its own, or (shallowly) an
+        allOf member's or a local ``$ref`` target's; None if there is none."""
+        if not isinstance(schema, dict) or depth > 8:
+            return None
+        if "const" in schema:
+            return [schema["const"]]
+        if isinstance(schema.get("enum"), list):
+            return list(schema["enum"])
+        members = schema.get("allOf")
+        for sub in members if isinstance(members, list) else []:
+            found = self._bounding_values(sub, ctx, depth + 1)
+            if found is not None:
+                return found
+        if isinstance(schema.get("$ref"), str):
+            try:
+                target = self._resolve_ref(schema, ctx)
+            except (SchemaError, SchemaUnsupported):
+                return None
+            return self._bounding_values(target.schema, Ctx(target.pointer, target.base, ctx.depth),
+                                         depth + 1)
+        return None
 
     def _dependencies(self, schema: dict[str, Any], ctx: Ctx) -> tuple[dict[str, Any], list[tuple[str, list[Any]]]]:
         """``dependentRequired`` / ``dependentSchemas`` as choices: for each trigger
@@ -943,7 +991,7 @@ def _public(schema: Any) -> Any:
         else:
             out[k] = v
     if all_of:
-        out["allOf"] = all_of
+        out["allOf"] = list(out.get("allOf", [])) + all_of
     return out
 
 
