@@ -319,3 +319,27 @@ def test_enum_bounded_schemas_are_their_values_that_validate(schema: Any) -> Non
         n_valid += valid
         assert accepts(json.dumps(value).encode()) == valid, value
     assert n_valid >= 1
+
+
+def test_many_pattern_properties_disjoint_and_overlapping_agree_with_jsonschema() -> None:
+    """Six patterns, two of which overlap (``^a`` / ``b$``): only the overlapping pair
+    needs a combined key language; every key/value mix agrees with jsonschema."""
+    schema = {"type": "object", "patternProperties": {
+        "^a": {"type": "integer"}, "b$": {"minimum": 10}, "^x_[0-9]+$": {"type": "string"},
+        "^y_": {"type": "boolean"}, "^z$": {"type": "null"}, "^q:(en|nl)$": {"const": 1}},
+        "additionalProperties": {"type": "array"}}
+    check = reference_validator(schema)
+    accepts = acceptor(schema)
+    keys = ["a", "ab", "b", "xb", "x_12", "x_", "y_1", "z", "q:en", "q:de", "other"]
+    values: list[Any] = [1, 12, 5.5, "s", True, None, [], [1]]
+    n_valid = 0
+    for k in keys:
+        for v in values:
+            text = json.dumps({k: v})
+            valid = check.is_valid({k: v})
+            n_valid += valid
+            assert accepts(text.encode()) == valid, text
+    assert 10 < n_valid < len(keys) * len(values)
+    too_many = {"type": "object", "patternProperties": {f"{c}": {"type": "integer"} for c in "abcdefg"}}
+    with pytest.raises(SchemaUnsupported, match="combinations of overlapping patterns"):
+        acceptor(too_many)

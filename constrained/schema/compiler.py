@@ -61,7 +61,11 @@ KNOWN = frozenset({
     "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
     "$recursiveAnchor", "x-choices",
 })
-MAX_PATTERN_PROPERTIES = 3
+#: patternProperties of one object (their pairwise overlaps are checked at compile time)
+MAX_PATTERN_PROPERTIES = 32
+#: combinations of two or more patterns one key may match together (each a key language
+#: of intersections and complements); pairwise disjoint patterns have none
+MAX_PATTERN_SUBSETS = 16
 MAX_CHOICE_PRODUCT = 256
 
 
@@ -791,6 +795,11 @@ class SchemaCompiler:
         if len(compiled_patterns) > MAX_PATTERN_PROPERTIES:
             raise SchemaUnsupported(f"patternProperties: more than {MAX_PATTERN_PROPERTIES} patterns "
                                     f"(at {ctx.pointer or '/'})")
+        overlaps = _overlap_graph([c[1] for c in compiled_patterns])
+        subsets = _cliques(overlaps)
+        if len(subsets) - len(compiled_patterns) > MAX_PATTERN_SUBSETS:
+            raise SchemaUnsupported(f"patternProperties: more than {MAX_PATTERN_SUBSETS} combinations of "
+                                    f"overlapping patterns (at {ctx.pointer or '/'})")
         inner = ctx.deeper()
         names = list(props) + [r for r in dict.fromkeys(required) if r not in props]
         declared: list[tuple[str, Piece, bool]] = []
@@ -824,13 +833,14 @@ class SchemaCompiler:
         names_lang: Node | None = None
         if names_node is not None and names_node is not True:
             names_lang = self._property_names(names_node, ctx.at("propertyNames"))
-        subsets = [s for r in range(1, len(compiled_patterns) + 1)
-                   for s in itertools.combinations(range(len(compiled_patterns)), r)]
         for subset in subsets + [()]:
             if subset == () and extra_schema is False:
                 continue
             inside = [compiled_patterns[i][1] for i in subset]
-            outside = [compiled_patterns[i][1] for i in range(len(compiled_patterns)) if i not in subset]
+            # a key of the subset's patterns can only also match a pattern overlapping
+            # each of them: only those are excluded (disjoint patterns need no complement)
+            outside = [compiled_patterns[q][1] for q in range(len(compiled_patterns))
+                       if q not in subset and all(q in overlaps[i] for i in subset)]
             key_parts: list[Node] = list(inside)
             if outside:
                 key_parts.append(Not(alt(*outside)))
@@ -966,6 +976,36 @@ class SchemaCompiler:
         more = b.repeat(b.seq(sep, extra), max(0, need - 1), None if room is None else room - 1,
                         as_rule=grammar_mode, max_unrolled=self.options.max_unrolled)
         return b.seq(extra, more)
+
+
+def _overlap_graph(nodes: list[Node]) -> list[set[int]]:
+    """For each key pattern, the others that can match a common key (pairwise
+    intersection emptiness; assumed to overlap where that check is too complex)."""
+    from ..automata.dfa import LazyDFA  # local: automata builds nothing of schema
+
+    adj: list[set[int]] = [set() for _ in nodes]
+    for i, j in itertools.combinations(range(len(nodes)), 2):
+        try:
+            hit = LazyDFA([And((nodes[i], nodes[j]))]).start != 0
+        except ConstraintTooComplex:
+            hit = True
+        if hit:
+            adj[i].add(j)
+            adj[j].add(i)
+    return adj
+
+
+def _cliques(adj: list[set[int]]) -> list[tuple[int, ...]]:
+    """Every set of pairwise-overlapping patterns (a key matching several patterns
+    matches a clique of them), smallest first; stops growing once there are more than
+    MAX_PATTERN_SUBSETS of two or more."""
+    out: list[tuple[int, ...]] = []
+    frontier: list[tuple[int, ...]] = [(i,) for i in range(len(adj))]
+    while frontier and len(out) <= len(adj) + MAX_PATTERN_SUBSETS:
+        out.extend(frontier)
+        frontier = [c + (j,) for c in frontier for j in range(c[-1] + 1, len(adj))
+                    if all(j in adj[i] for i in c)]
+    return out + frontier
 
 
 def _public(schema: Any) -> Any:
