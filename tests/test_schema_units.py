@@ -17,7 +17,7 @@ from constrained.schema import numeric, schema_to_grammar, schema_to_language
 from constrained.schema.ecma import EcmaUnsupported, ecma_to_python
 from constrained.schema.formats import FORMATS, format_node
 from constrained.schema.jsontext import strings_except
-from tests.test_schema_helpers import acceptor, reference_validator
+from tests.test_schema_helpers import acceptor, policy_dumps, reference_validator
 
 
 # ------------------------------------------------------------------ numeric
@@ -343,3 +343,32 @@ def test_many_pattern_properties_disjoint_and_overlapping_agree_with_jsonschema(
     too_many = {"type": "object", "patternProperties": {f"{c}": {"type": "integer"} for c in "abcdefg"}}
     with pytest.raises(SchemaUnsupported, match="combinations of overlapping patterns"):
         acceptor(too_many)
+
+
+ONE_OF_BY_TYPE = [
+    # disjoint on objects by a discriminator; every other value matches both branches,
+    # so oneOf rejects it (no "type": object written anywhere)
+    {"oneOf": [{"properties": {"t": {"const": "x"}}, "required": ["t"]},
+               {"properties": {"t": {"const": "y"}}, "required": ["t"]}]},
+    # ansible's shape: each branch requires one spelling and negates the other's presence
+    {"oneOf": [{"not": {"required": ["a"]}, "required": ["b"]},
+               {"not": {"required": ["b"]}, "required": ["a"]}]},
+    # a vacuous-on-strings pair beside a string branch: strings match twice, so none pass
+    {"oneOf": [{"minProperties": 1}, {"maxProperties": 0}, {"type": "string"}]},
+    {"not": {"required": ["a", "b"]}, "properties": {"a": {"type": "integer"}}},
+]
+
+
+@pytest.mark.parametrize("schema", ONE_OF_BY_TYPE, ids=range(len(ONE_OF_BY_TYPE)))
+def test_one_of_split_by_type_and_negated_required_agree_with_jsonschema(schema: Any) -> None:
+    check = reference_validator(schema)
+    accepts = acceptor(schema)
+    candidates: list[Any] = [{"t": "x"}, {"t": "y"}, {"t": "z"}, {}, {"a": 1}, {"b": 2},
+                             {"a": 1, "b": 2}, {"a": "s"}, 5, "s", None, [], True, {"t": "x", "a": 1}]
+    verdicts = []
+    for value in candidates:
+        valid = check.is_valid(value)
+        verdicts.append(valid)
+        text = policy_dumps(value, schema)  # declared properties first (the policy)
+        assert accepts(text.encode()) == valid, text
+    assert any(verdicts) and not all(verdicts)

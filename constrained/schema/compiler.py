@@ -67,6 +67,18 @@ MAX_PATTERN_PROPERTIES = 32
 #: of intersections and complements); pairwise disjoint patterns have none
 MAX_PATTERN_SUBSETS = 16
 MAX_CHOICE_PRODUCT = 256
+#: keywords that constrain only values of one JSON type (vacuous for every other type)
+TYPE_KEYWORDS = {
+    "object": frozenset({"properties", "required", "additionalProperties", "patternProperties",
+                         "propertyNames", "minProperties", "maxProperties", "dependentRequired",
+                         "dependentSchemas", "dependencies", "unevaluatedProperties"}),
+    "array": frozenset({"items", "prefixItems", "additionalItems", "contains", "minContains",
+                        "maxContains", "minItems", "maxItems", "uniqueItems", "unevaluatedItems"}),
+    "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
+    "number": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}),
+}
+#: JSON types as oneOf is split by them ("integer" counts as "number")
+TYPE_GROUPS = ("null", "boolean", "object", "array", "string", "number")
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,7 @@ class SchemaCompiler:
         self._any: Piece | None = None
         self._any_string: Node | None = None
         self._validator: Any = None
+        self._one_of_memo: dict[tuple[int, frozenset[str]], list[Any]] = {}
         self._root_base = self.index.base_of(root, ROOT_URI) if isinstance(root, dict) else ROOT_URI
 
     # -- entry points ---------------------------------------------------------------------
@@ -301,6 +314,15 @@ class SchemaCompiler:
             if key in schema:
                 self.unsupported(key, ctx, "dynamic references are not supported")
         choices = list(schema.get("x-choices", []))
+        names = _negated_required(schema)
+        if names is not None:
+            # not {required: [a, b]}: an object missing a or b (for any other value
+            # ``required`` holds vacuously, so its negation fails)
+            types = type_set(schema)
+            if not names or types is not None and "object" not in types:
+                return NOTHING
+            schema = {**{k: v for k, v in schema.items() if k != "not"}, "type": "object"}
+            choices.append(("anyOf", [{"properties": {n: False}} for n in dict.fromkeys(names)]))
         schema, deps = self._dependencies(schema, ctx)
         choices += deps
         for key in ("anyOf", "oneOf"):
@@ -397,14 +419,9 @@ class SchemaCompiler:
     def _compile_choices(self, schema: dict[str, Any], choices: list[tuple[str, list[Any]]], ctx: Ctx) -> Piece:
         base = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf", "x-choices")}
         base_constrains = any(k not in ANNOTATIONS for k in base)
-        for kind, branches in choices:
-            if kind == "oneOf" and len(branches) > 1:
-                resolved = [self._effective(b, ctx.at("oneOf", i)) for i, b in enumerate(branches)]
-                for (i, a), (j, b) in itertools.combinations(enumerate(resolved), 2):
-                    if not self._disjoint(a, b):
-                        self.unsupported("oneOf", ctx.at("oneOf"),
-                                         f"branches {i} and {j} are not provably disjoint")
-                        break
+        choices = [("anyOf", self._one_of_as_any_of(base, branches, ctx))
+                   if kind == "oneOf" and len(branches) > 1 else (kind, branches)
+                   for kind, branches in choices]
         total = math.prod(len(b) for _, b in choices)
         if total > MAX_CHOICE_PRODUCT:
             raise ConstraintTooComplex(f"anyOf/oneOf combinations ({total}) exceed {MAX_CHOICE_PRODUCT} at "
@@ -420,6 +437,44 @@ class SchemaCompiler:
             self.keep.append(merged)
             pieces.append(self.compile(merged, ctx))
         return self.builder.choice(*pieces, hint="any_of")
+
+    def _one_of_as_any_of(self, base: dict[str, Any], branches: list[Any], ctx: Ctx) -> list[Any]:
+        """oneOf as an anyOf that is exact: per JSON type, the branches that admit it must
+        be provably disjoint there, except that a type two branches do not constrain at
+        all (``required`` says nothing of a string) is matched twice by every value of
+        it, so oneOf excludes that type. Refuses (lenient: anyOf) otherwise."""
+        allowed = self._types_of(base)
+        # the same branches give the same wrappers: the compile memo is keyed by schema
+        # object, and fresh wrappers per visit recompiled shared definitions every time
+        memo_key = (id(branches), frozenset(allowed))
+        hit = self._one_of_memo.get(memo_key)
+        if hit is not None:
+            return hit
+        resolved = [self._effective(b, ctx.at("oneOf", i)) for i, b in enumerate(branches)]
+        types = [set() if r is False else (self._types_of(r) if isinstance(r, dict) else set(ALL_TYPE_SET))
+                 & allowed for r in resolved]
+        excluded: set[str] = set()
+        for group in TYPE_GROUPS:
+            names = {group, "integer"} if group == "number" else {group}
+            members = [i for i in range(len(resolved)) if types[i] & names]
+            for i, j in itertools.combinations(members, 2):
+                ri = _restricted(resolved[i], types[i] & names)
+                rj = _restricted(resolved[j], types[j] & names)
+                if self._disjoint(ri, rj):
+                    continue
+                if _vacuous(resolved[i], group) and _vacuous(resolved[j], group):
+                    excluded |= names
+                    break
+                self.unsupported("oneOf", ctx.at("oneOf"),
+                                 f"branches {i} and {j} are not provably disjoint")
+                return branches
+        out = branches
+        if excluded:
+            keep = sorted(allowed - excluded)
+            out = [{"allOf": [b], "type": keep} if keep else False for b in branches]
+        self.keep.append(branches)
+        self._one_of_memo[memo_key] = out
+        return out
 
     def _effective(self, schema: Any, ctx: Ctx) -> Any:
         if isinstance(schema, dict) and ("$ref" in schema or "allOf" in schema):
@@ -446,6 +501,15 @@ class SchemaCompiler:
             ra, rb = self._num_range(a), self._num_range(b)
             if ra is not None and rb is not None and (ra[1] < rb[0] or rb[1] < ra[0]):
                 return True
+        for kinds, lo_key, hi_key in (({"object"}, "minProperties", "maxProperties"),
+                                      ({"array"}, "minItems", "maxItems"),
+                                      ({"string"}, "minLength", "maxLength")):
+            if ta == tb == kinds:  # sizes that cannot agree
+                for x, y in ((a, b), (b, a)):
+                    lo, hi = x.get(lo_key), y.get(hi_key)
+                    if (isinstance(lo, int) and isinstance(hi, int) and not isinstance(lo, bool)
+                            and not isinstance(hi, bool) and lo > hi):
+                        return True
         if ta == tb == {"object"}:
             for x, y in ((a, b), (b, a)):
                 for name in x.get("required", []):
@@ -463,6 +527,8 @@ class SchemaCompiler:
     @staticmethod
     def _forbids(s: dict[str, Any], name: str) -> bool:
         """Whether object schema ``s`` cannot have property ``name``."""
+        if _negated_required(s) == [name]:
+            return True
         props = s.get("properties", {})
         if name in props:
             return props[name] is False or props[name] == {"not": {}}
@@ -476,6 +542,8 @@ class SchemaCompiler:
         out = set(t) if t is not None else {"null", "boolean", "object", "array", "number", "integer", "string"}
         if "number" in out:
             out.add("integer")
+        if _negated_required(s):
+            out &= {"object"}  # ``required`` holds for every other value: its negation fails
         if "enum" in s or "const" in s:
             vals = list(s.get("enum", [])) + ([s["const"]] if "const" in s else [])
             kinds = set()
@@ -976,6 +1044,37 @@ class SchemaCompiler:
         more = b.repeat(b.seq(sep, extra), max(0, need - 1), None if room is None else room - 1,
                         as_rule=grammar_mode, max_unrolled=self.options.max_unrolled)
         return b.seq(extra, more)
+
+
+def _negated_required(schema: Any) -> list[str] | None:
+    """The names of ``not: {required: [...]}`` (nothing else negated), else None."""
+    negated = schema.get("not") if isinstance(schema, dict) else None
+    if (isinstance(negated, dict) and isinstance(negated.get("required"), list)
+            and all(k == "required" or k in ANNOTATIONS for k in negated)
+            and all(isinstance(n, str) for n in negated["required"])):
+        return list(negated["required"])
+    return None
+
+
+ALL_TYPE_SET = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
+
+
+def _restricted(schema: Any, types: set[str]) -> Any:
+    """``schema`` (a resolved oneOf branch) restricted to values of ``types``."""
+    if not isinstance(schema, dict):
+        return schema if schema is False else {"type": sorted(types)}
+    return {**schema, "type": sorted(types)}
+
+
+def _vacuous(schema: Any, group: str) -> bool:
+    """Whether ``schema`` admits every value of JSON type ``group``: it has no keyword
+    but annotations, ``type`` and keywords of other types."""
+    if schema is True:
+        return True
+    if not isinstance(schema, dict):
+        return False
+    others = frozenset().union(*(kw for t, kw in TYPE_KEYWORDS.items() if t != group))
+    return all(k == "type" or k not in KNOWN or k in others for k in schema)
 
 
 def _overlap_graph(nodes: list[Node]) -> list[set[int]]:
