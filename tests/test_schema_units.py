@@ -356,6 +356,14 @@ ONE_OF_BY_TYPE = [
     # a vacuous-on-strings pair beside a string branch: strings match twice, so none pass
     {"oneOf": [{"minProperties": 1}, {"maxProperties": 0}, {"type": "string"}]},
     {"not": {"required": ["a", "b"]}, "properties": {"a": {"type": "integer"}}},
+    # closed objects with no common property: only {} matches both, so oneOf excludes it
+    {"oneOf": [{"additionalProperties": False, "properties": {"a": {"type": "integer"}}},
+               {"additionalProperties": False, "properties": {"b": {"type": "integer"}}}]},
+    # a discriminator told apart by patterns, and an annotation that differs across allOf
+    {"type": "object", "required": ["t"], "oneOf": [
+        {"properties": {"t": {"type": "string", "pattern": "^x$"}}},
+        {"properties": {"t": {"type": "string", "pattern": "^y$"}}}],
+     "allOf": [{"x-note": 1}, {"x-note": 2}]},
 ]
 
 

@@ -47,20 +47,11 @@ from .jsontext import (
     strings_except,
     value_node,
 )
-from .merge import ANNOTATIONS, merge_all, type_set
+from .merge import ANNOTATIONS, KNOWN, merge_all, type_set
 from .options import SchemaOptions
 from .pieces import GrammarBuilder, Piece, Seq, is_nothing, is_regular
 from .refs import ROOT_URI, SchemaIndex, Target, detect_draft, escape_pointer_token
 
-KNOWN = frozenset({
-    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
-    "maxLength", "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems", "maxContains",
-    "minContains", "contains", "items", "prefixItems", "additionalItems", "unevaluatedItems",
-    "properties", "patternProperties", "additionalProperties", "unevaluatedProperties", "propertyNames",
-    "maxProperties", "minProperties", "required", "dependentRequired", "dependentSchemas", "dependencies",
-    "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
-    "$recursiveAnchor", "x-choices",
-})
 #: patternProperties of one object (their pairwise overlaps are checked at compile time)
 MAX_PATTERN_PROPERTIES = 32
 #: combinations of two or more patterns one key may match together (each a key language
@@ -118,7 +109,7 @@ class SchemaCompiler:
         self._any: Piece | None = None
         self._any_string: Node | None = None
         self._validator: Any = None
-        self._one_of_memo: dict[tuple[int, frozenset[str]], list[Any]] = {}
+        self._one_of_memo: dict[tuple[int, tuple[str, ...], bool], list[Any]] = {}
         self._root_base = self.index.base_of(root, ROOT_URI) if isinstance(root, dict) else ROOT_URI
 
     # -- entry points ---------------------------------------------------------------------
@@ -444,16 +435,11 @@ class SchemaCompiler:
         all (``required`` says nothing of a string) is matched twice by every value of
         it, so oneOf excludes that type. Refuses (lenient: anyOf) otherwise."""
         allowed = self._types_of(base)
-        # the same branches give the same wrappers: the compile memo is keyed by schema
-        # object, and fresh wrappers per visit recompiled shared definitions every time
-        memo_key = (id(branches), frozenset(allowed))
-        hit = self._one_of_memo.get(memo_key)
-        if hit is not None:
-            return hit
-        resolved = [self._effective(b, ctx.at("oneOf", i)) for i, b in enumerate(branches)]
+        resolved = [self._with_base(base, b, ctx.at("oneOf", i)) for i, b in enumerate(branches)]
         types = [set() if r is False else (self._types_of(r) if isinstance(r, dict) else set(ALL_TYPE_SET))
                  & allowed for r in resolved]
         excluded: set[str] = set()
+        no_empty_object = False
         for group in TYPE_GROUPS:
             names = {group, "integer"} if group == "number" else {group}
             members = [i for i in range(len(resolved)) if types[i] & names]
@@ -465,16 +451,41 @@ class SchemaCompiler:
                 if _vacuous(resolved[i], group) and _vacuous(resolved[j], group):
                     excluded |= names
                     break
+                if group == "object" and _closed_apart(ri, rj):
+                    # only {} can match both (closed objects, no common property): if
+                    # both admit it, oneOf excludes it; else they are disjoint
+                    if self.value_valid({}, ri) and self.value_valid({}, rj):
+                        no_empty_object = True
+                    continue
                 self.unsupported("oneOf", ctx.at("oneOf"),
                                  f"branches {i} and {j} are not provably disjoint")
                 return branches
-        out = branches
-        if excluded:
-            keep = sorted(allowed - excluded)
-            out = [{"allOf": [b], "type": keep} if keep else False for b in branches]
-        self.keep.append(branches)
-        self._one_of_memo[memo_key] = out
+        if not excluded and not no_empty_object:
+            return branches
+        keep = sorted(allowed - excluded)
+        # the same wrappers for the same branches: the compile memo is keyed by schema
+        # object, and fresh wrappers per visit recompiled shared definitions every time
+        memo_key = (id(branches), tuple(keep), no_empty_object)
+        out = self._one_of_memo.get(memo_key)
+        if out is None:
+            extra: dict[str, Any] = {"type": keep}
+            if no_empty_object:
+                extra["minProperties"] = 1  # objects only: other values are unaffected
+            out = [{"allOf": [b], **extra} if keep else False for b in branches]
+            self.keep.append(branches)
+            self._one_of_memo[memo_key] = out
         return out
+
+    def _with_base(self, base: dict[str, Any], branch: Any, ctx: Ctx) -> Any:
+        """A oneOf branch with its sibling keywords merged in (for the disjointness
+        checks; the branch alone where merging is refused)."""
+        if isinstance(branch, dict) and any(k not in ANNOTATIONS for k in base):
+            try:
+                return merge_all(self._conjuncts({"allOf": [base, branch]}, ctx), lambda s: [s],
+                                 ctx.pointer)
+            except (SchemaUnsupported, SchemaError):
+                pass
+        return self._effective(branch, ctx)
 
     def _effective(self, schema: Any, ctx: Ctx) -> Any:
         if isinstance(schema, dict) and ("$ref" in schema or "allOf" in schema):
@@ -510,6 +521,11 @@ class SchemaCompiler:
                     if (isinstance(lo, int) and isinstance(hi, int) and not isinstance(lo, bool)
                             and not isinstance(hi, bool) and lo > hi):
                         return True
+        if ta == tb == {"string"} and isinstance(a.get("pattern"), str) and isinstance(b.get("pattern"), str):
+            na = self.pattern_node(a["pattern"], Ctx("", ""))
+            nb = self.pattern_node(b["pattern"], Ctx("", ""))
+            if na is not None and nb is not None and _overlap_graph([na, nb]) == [set(), set()]:
+                return True  # no string matches both patterns
         if ta == tb == {"object"}:
             for x, y in ((a, b), (b, a)):
                 for name in x.get("required", []):
@@ -1075,6 +1091,18 @@ def _vacuous(schema: Any, group: str) -> bool:
         return False
     others = frozenset().union(*(kw for t, kw in TYPE_KEYWORDS.items() if t != group))
     return all(k == "type" or k not in KNOWN or k in others for k in schema)
+
+
+def _closed_apart(a: Any, b: Any) -> bool:
+    """Two object schemas that allow no undeclared property and declare no common one:
+    the empty object is the only value that can match both."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return False
+    for s in (a, b):
+        if s.get("additionalProperties", True) is not False or s.get("patternProperties") \
+                or not isinstance(s.get("properties", {}), dict):
+            return False
+    return not set(a.get("properties", {})) & set(b.get("properties", {}))
 
 
 def _overlap_graph(nodes: list[Node]) -> list[set[int]]:

@@ -19,6 +19,16 @@ ANNOTATIONS = frozenset({
     "writeOnly", "contentEncoding", "contentMediaType", "contentSchema", "discriminator",
     "format_annotation", "nullable", "example",
 })
+#: keywords the compiler reads (any other key is an annotation: unknown and ``x-`` keys)
+KNOWN = frozenset({
+    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "maxLength", "minLength", "pattern", "format", "maxItems", "minItems", "uniqueItems", "maxContains",
+    "minContains", "contains", "items", "prefixItems", "additionalItems", "unevaluatedItems",
+    "properties", "patternProperties", "additionalProperties", "unevaluatedProperties", "propertyNames",
+    "maxProperties", "minProperties", "required", "dependentRequired", "dependentSchemas", "dependencies",
+    "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
+    "$recursiveAnchor", "x-choices",
+})
 NUMERIC_TYPES = {"integer", "number"}
 ALL_TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
 
@@ -183,7 +193,7 @@ def _merge_key(out: dict[str, Any], key: str, value: Any, where: str) -> None:
         for name, req in value.items():
             merged[name] = list(dict.fromkeys(list(merged.get(name, [])) + list(req)))
         out[key] = merged
-    elif _json_equal(old, value):
-        pass
+    elif _json_equal(old, value) or key not in KNOWN:
+        pass  # equal, or an annotation (``x-otm-entity``): the first one is kept
     else:
         raise SchemaUnsupported(f"{key}: two different {key!r} in allOf at {where or '/'}")
