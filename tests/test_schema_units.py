@@ -364,6 +364,9 @@ ONE_OF_BY_TYPE = [
         {"properties": {"t": {"type": "string", "pattern": "^x$"}}},
         {"properties": {"t": {"type": "string", "pattern": "^y$"}}}],
      "allOf": [{"x-note": 1}, {"x-note": 2}]},
+    # bitbucket-pipelines' caches: a negated name next to patternProperties of a closed object
+    {"type": "object", "patternProperties": {"^[a-z]+$": {"type": "integer"}},
+     "not": {"required": ["docker"]}, "additionalProperties": False},
 ]
 
 
@@ -372,7 +375,8 @@ def test_one_of_split_by_type_and_negated_required_agree_with_jsonschema(schema:
     check = reference_validator(schema)
     accepts = acceptor(schema)
     candidates: list[Any] = [{"t": "x"}, {"t": "y"}, {"t": "z"}, {}, {"a": 1}, {"b": 2},
-                             {"a": 1, "b": 2}, {"a": "s"}, 5, "s", None, [], True, {"t": "x", "a": 1}]
+                             {"a": 1, "b": 2}, {"a": "s"}, 5, "s", None, [], True, {"t": "x", "a": 1},
+                             {"docker": 1}, {"A": 1}]
     verdicts = []
     for value in candidates:
         valid = check.is_valid(value)

@@ -8,10 +8,12 @@ internal schema dict: plain JSON Schema keywords plus list-valued ``pattern`` /
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import SchemaUnsupported
+from .ecma import EcmaSyntaxError, EcmaUnsupported, ecma_to_python
 
 ANNOTATIONS = frozenset({
     "$schema", "$id", "id", "$anchor", "$dynamicAnchor", "$defs", "definitions", "$comment",
@@ -111,10 +113,10 @@ def _align(flat: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
         extra = s.get("additionalProperties", True)
         missing = [n for n in names if n not in s.get("properties", {})]
         if extra is not True and missing:
-            if s.get("patternProperties"):
-                raise SchemaUnsupported(f"allOf: additionalProperties with patternProperties next to "
-                                        f"other properties at {where or '/'}")
-            s["properties"] = {**s.get("properties", {}), **{n: extra for n in missing}}
+            # a name this conjunct does not declare follows its matching patterns, or
+            # else its additionalProperties (the same rule the validator applies)
+            s["properties"] = {**s.get("properties", {}),
+                               **{n: _undeclared(s, n, extra, where) for n in missing}}
         missing_patterns = [p for p in patterns if p not in s.get("patternProperties", {})]
         if extra is not True and missing_patterns:
             # keys another conjunct matches by pattern are "additional" for this one
@@ -128,6 +130,22 @@ def _align(flat: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
             s["prefixItems"] = prefix + [rest] * (longest - len(prefix))
         out.append(s)
     return out
+
+
+def _undeclared(s: dict[str, Any], name: str, extra: Any, where: str) -> Any:
+    """The subschema conjunct ``s`` applies to a property ``name`` it does not declare."""
+    matching = []
+    for pattern, sub in (s.get("patternProperties") or {}).items():
+        try:
+            hit = re.search(ecma_to_python(pattern), name, re.DOTALL) is not None
+        except (EcmaUnsupported, EcmaSyntaxError, re.error):
+            raise SchemaUnsupported(f"allOf: cannot tell whether {name!r} matches patternProperties "
+                                    f"{pattern!r} at {where or '/'}") from None
+        if hit:
+            matching.append(sub)
+    if not matching:
+        return extra
+    return matching[0] if len(matching) == 1 else {"allOf": matching}
 
 
 def _merge_key(out: dict[str, Any], key: str, value: Any, where: str) -> None:
