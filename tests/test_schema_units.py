@@ -384,3 +384,27 @@ def test_one_of_split_by_type_and_negated_required_agree_with_jsonschema(schema:
         text = policy_dumps(value, schema)  # declared properties first (the policy)
         assert accepts(text.encode()) == valid, text
     assert any(verdicts) and not all(verdicts)
+
+
+def test_recursion_through_a_merge_becomes_a_rule() -> None:
+    """``items: {type: object, anyOf: [{$ref: node}, ...]}`` inside ``node`` merges the
+    schema being compiled into a branch: the merged schema is memoised by its parts, so
+    the recursion meets it again and becomes a grammar rule (was refused)."""
+    schema = {"$defs": {
+        "node": {"properties": {"name": {"type": "string"}, "kids": {"type": "array", "items": {
+            "type": "object", "anyOf": [{"$ref": "#/$defs/node"}, {"$ref": "#/$defs/leaf"}]}}},
+            "additionalProperties": False},
+        "leaf": {"properties": {"v": {"type": "integer"}}, "required": ["v"], "additionalProperties": False}},
+        "$ref": "#/$defs/node"}
+    check = reference_validator(schema)
+    accepts = acceptor(schema)
+    candidates: list[Any] = [
+        {"name": "a", "kids": [{"v": 1}, {"name": "b", "kids": [{"kids": [{"v": 2}]}]}]},
+        {"kids": [{"v": "x"}]}, {"kids": [1]}, {"kids": [{"name": "c", "v": 1}]}, {}, "s",
+        {"kids": [{"kids": [{"kids": [{"kids": []}]}]}]}, {"kids": [{"v": 1, "w": 2}]}]
+    verdicts = []
+    for value in candidates:
+        valid = check.is_valid(value)
+        verdicts.append(valid)
+        assert accepts(json.dumps(value).encode()) == valid, value
+    assert any(verdicts) and not all(verdicts)

@@ -62,7 +62,11 @@ def schema_to_language(source: object, **options: Any) -> Node | Grammar:
 
 
 def _root_piece(compiler: SchemaCompiler) -> Any:
-    piece = compiler.compile_root()
+    try:
+        piece = compiler.compile_root()
+    except RecursionError:
+        raise ConstraintTooComplex("JSON Schema nests too deeply to compile (Python recursion "
+                                   "limit)") from None
     if is_nothing(piece):
         raise SchemaUnsatisfiable("the schema accepts no JSON value under the generation policy "
                                   "(false, contradictory keywords, or empty enum)")

@@ -109,6 +109,7 @@ class SchemaCompiler:
         self._any: Piece | None = None
         self._any_string: Node | None = None
         self._validator: Any = None
+        self._merge_memo: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._one_of_memo: dict[tuple[int, tuple[str, ...], bool], list[Any]] = {}
         self._root_base = self.index.base_of(root, ROOT_URI) if isinstance(root, dict) else ROOT_URI
 
@@ -207,8 +208,11 @@ class SchemaCompiler:
         return self.index.resolve(ref, ctx.base, ctx.pointer)
 
     def _conjuncts(self, schema: dict[str, Any], ctx: Ctx, seen: frozenset[int] = frozenset()) -> list[Any]:
-        """``schema`` split into conjuncts: own keywords, ``$ref`` target, ``allOf`` members."""
-        if id(schema) in seen or id(schema) in self.active and seen:
+        """``schema`` split into conjuncts: own keywords, ``$ref`` target, ``allOf`` members.
+        A schema being compiled may be inlined (recursion through a merge, e.g. an anyOf
+        of ``$ref``s beside ``type``): merged schemas are memoised by their parts
+        (``_merged``), so the recursion meets the same merged object and becomes a rule."""
+        if id(schema) in seen:
             raise SchemaUnsupported(f"allOf/$ref: recursive reference inside allOf at {ctx.pointer or '/'}")
         seen = seen | {id(schema)}
         self._check_unevaluated(schema, ctx)
@@ -280,6 +284,7 @@ class SchemaCompiler:
         return schema
 
     def _compile_dict(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
+        origin = id(schema)  # the schema object as compiled (rewrites below copy it)
         for key in schema:
             if not isinstance(key, str):
                 raise SchemaError(f"schema keys must be strings (at {ctx.pointer or '/'})")
@@ -296,8 +301,8 @@ class SchemaCompiler:
         if "$ref" in schema or "allOf" in schema:
             if "allOf" in schema and not isinstance(schema["allOf"], list):
                 raise SchemaError(f"allOf at {ctx.pointer or '/'} must be an array")
-            merged = merge_all(self._conjuncts(schema, ctx), lambda s: [s], ctx.pointer)
-            self.keep.append(merged)
+            merged = self._merged(("allOf", id(schema)),
+                                  lambda: merge_all(self._conjuncts(schema, ctx), lambda s: [s], ctx.pointer))
             return self.compile(merged, ctx)
         self._check_unevaluated(schema, ctx)
         schema = self._normalize(schema, ctx)
@@ -322,7 +327,7 @@ class SchemaCompiler:
                     raise SchemaError(f"{key} at {ctx.pointer or '/'} must be a non-empty array")
                 choices.append((key, schema[key]))
         if choices:
-            return self._compile_choices(schema, choices, ctx)
+            return self._compile_choices(schema, choices, ctx, origin)
         return self._compile_plain(schema, ctx)
 
     def _finite_by_validation(self, schema: dict[str, Any], ctx: Ctx) -> Piece | None:
@@ -407,7 +412,17 @@ class SchemaCompiler:
         return set(), []
 
     # -- anyOf / oneOf ----------------------------------------------------------------------
-    def _compile_choices(self, schema: dict[str, Any], choices: list[tuple[str, list[Any]]], ctx: Ctx) -> Piece:
+    def _merged(self, key: tuple[Any, ...], build: Any) -> dict[str, Any]:
+        """The merged schema for ``key`` (ids of the schema objects it merges), built once:
+        the compile memo and recursion detection are keyed by schema object."""
+        hit = self._merge_memo.get(key)
+        if hit is None:
+            hit = self._merge_memo[key] = build()
+            self.keep.append(hit)
+        return hit
+
+    def _compile_choices(self, schema: dict[str, Any], choices: list[tuple[str, list[Any]]], ctx: Ctx,
+                         origin: int) -> Piece:
         base = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf", "x-choices")}
         base_constrains = any(k not in ANNOTATIONS for k in base)
         choices = [("anyOf", self._one_of_as_any_of(base, branches, ctx))
@@ -417,15 +432,18 @@ class SchemaCompiler:
         if total > MAX_CHOICE_PRODUCT:
             raise ConstraintTooComplex(f"anyOf/oneOf combinations ({total}) exceed {MAX_CHOICE_PRODUCT} at "
                                        f"{ctx.pointer or '/'}")
+        self.keep.append(choices)  # merged schemas are memoised by the ids of these branches
         pieces: list[Piece] = []
         for combo in itertools.product(*[list(enumerate(b)) for _, b in choices]):
             if len(combo) == 1 and not base_constrains:
                 i, branch = combo[0]
                 pieces.append(self.compile(branch, ctx.at(choices[0][0], i)))
                 continue
-            merged = merge_all([base] + [b for _, b in combo],
-                               lambda s: self._conjuncts(s, ctx) if isinstance(s, dict) else [s], ctx.pointer)
-            self.keep.append(merged)
+            merged = self._merged(
+                ("choice", origin, tuple(id(b) for _, b in combo)),
+                lambda: merge_all([base] + [b for _, b in combo],
+                                  lambda s: self._conjuncts(s, ctx) if isinstance(s, dict) else [s],
+                                  ctx.pointer))
             pieces.append(self.compile(merged, ctx))
         return self.builder.choice(*pieces, hint="any_of")
 
