@@ -441,7 +441,7 @@ class SchemaCompiler:
                 continue
             merged = self._merged(
                 ("choice", origin, tuple(id(b) for _, b in combo)),
-                lambda: merge_all([base] + [b for _, b in combo],
+                lambda combo=combo: merge_all([base] + [b for _, b in combo],
                                   lambda s: self._conjuncts(s, ctx) if isinstance(s, dict) else [s],
                                   ctx.pointer))
             pieces.append(self.compile(merged, ctx))
