@@ -408,3 +408,23 @@ def test_recursion_through_a_merge_becomes_a_rule() -> None:
         verdicts.append(valid)
         assert accepts(json.dumps(value).encode()) == valid, value
     assert any(verdicts) and not all(verdicts)
+
+
+NEGATIONS = [
+    ({"type": "string", "not": {"pattern": "(?:lint|plugin)$"}}, ["a", "xlint", "plugin", "plug", 5]),
+    # pattern holds vacuously for non-strings, so its negation admits strings only
+    ({"not": {"pattern": "^a"}}, ["a", "ba", 5, None, [], "", "abc", 1.5]),
+    ({"type": ["string", "integer"], "not": {"pattern": "^a"}}, ["a", "ba", 5, None]),
+    ({"type": "object", "not": {"allOf": [{"required": ["site"]}, {"required": ["app"]}]}},
+     [{}, {"site": 1}, {"app": 1}, {"site": 1, "app": 2}, 5]),
+]
+
+
+@pytest.mark.parametrize("schema,candidates", NEGATIONS, ids=range(len(NEGATIONS)))
+def test_negated_patterns_and_required_agree_with_jsonschema(schema: Any, candidates: list[Any]) -> None:
+    check = reference_validator(schema)
+    accepts = acceptor(schema)
+    verdicts = [check.is_valid(c) for c in candidates]
+    for value, valid in zip(candidates, verdicts):
+        assert accepts(json.dumps(value).encode()) == valid, value
+    assert any(verdicts) and not all(verdicts)

@@ -388,14 +388,22 @@ class SchemaCompiler:
             out.append(("anyOf", [{"properties": {name: False}}, {"required": [name], "allOf": [sub]}]))
         return schema, out
 
-    def _negation(self, schema: dict[str, Any], ctx: Ctx) -> tuple[set[str] | None, list[str]]:
+    def _negation(self, schema: dict[str, Any], ctx: Ctx) -> tuple[set[str] | None, list[str] | Node]:
         """``not`` where it is exact: returns (types to remove, or None for all; string
-        values to exclude). Refuses other negations."""
+        values to exclude, or the decoded language of strings to exclude). Refuses other
+        negations."""
         neg = schema["not"]
         if neg is True or neg == {}:
             return None, []
         if neg is False:
             return set(), []
+        if isinstance(neg, dict) and {k for k in neg if k not in ANNOTATIONS} == {"pattern"} \
+                and isinstance(neg["pattern"], str):
+            # not {pattern: p}: the strings p does not match (every other value satisfies
+            # ``pattern`` vacuously, so its negation fails)
+            node = self.pattern_node(neg["pattern"], ctx.at("not", "pattern"))
+            if node is not None:
+                return set(ALL_TYPE_SET) - {"string"}, node
         if isinstance(neg, dict):
             keys = {k for k in neg if k not in ANNOTATIONS}
             if keys == {"type"}:
@@ -607,7 +615,7 @@ class SchemaCompiler:
 
     # -- plain schemas (no combinators) -------------------------------------------------------
     def _compile_plain(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
-        excluded_strings: list[str] = []
+        excluded_strings: list[str] | Node = []
         removed_types: set[str] = set()
         if "not" in schema:
             negated, excluded_strings = self._negation(schema, ctx)
@@ -647,8 +655,11 @@ class SchemaCompiler:
             elif t in ("integer", "number"):
                 pieces.append(self._number(schema, ctx, integer=(t == "integer")))
             elif t == "string":
-                if excluded_strings:
+                if isinstance(excluded_strings, list) and excluded_strings:
                     content = And((self.string_content(schema, ctx), strings_except(excluded_strings)))
+                    pieces.append(string_node(content, self.enc_memo))
+                elif not isinstance(excluded_strings, list):  # a negated pattern
+                    content = And((self.string_content(schema, ctx), Not(excluded_strings)))
                     pieces.append(string_node(content, self.enc_memo))
                 else:
                     pieces.append(self._string(schema, ctx))
@@ -1081,13 +1092,31 @@ class SchemaCompiler:
 
 
 def _negated_required(schema: Any) -> list[str] | None:
-    """The names of ``not: {required: [...]}`` (nothing else negated), else None."""
+    """The names of ``not: {required: [...]}`` (nothing else negated; an allOf of such
+    schemas is one list), else None."""
     negated = schema.get("not") if isinstance(schema, dict) else None
-    if (isinstance(negated, dict) and isinstance(negated.get("required"), list)
-            and all(k == "required" or k in ANNOTATIONS for k in negated)
-            and all(isinstance(n, str) for n in negated["required"])):
-        return list(negated["required"])
-    return None
+    return _required_only(negated)
+
+
+def _required_only(schema: Any) -> list[str] | None:
+    """The names a schema requires if it says nothing else (``required`` and allOf
+    members of the same kind), else None."""
+    if not isinstance(schema, dict) or not all(k in ("required", "allOf") or k in ANNOTATIONS
+                                               for k in schema):
+        return None
+    names = schema.get("required", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    out = list(names)
+    members = schema.get("allOf", [])
+    if not isinstance(members, list):
+        return None
+    for sub in members:
+        more = _required_only(sub)
+        if more is None:
+            return None
+        out += more
+    return list(dict.fromkeys(out)) if ("required" in schema or members) else None
 
 
 ALL_TYPE_SET = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
