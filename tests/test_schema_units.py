@@ -364,6 +364,10 @@ ONE_OF_BY_TYPE = [
         {"properties": {"t": {"type": "string", "pattern": "^x$"}}},
         {"properties": {"t": {"type": "string", "pattern": "^y$"}}}],
      "allOf": [{"x-note": 1}, {"x-note": 2}]},
+    # an exclusive choice of fields (WashingtonPost wp_0): each branch lacks the others' names
+    {"oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+    {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {}},
+     "oneOf": [{"required": ["a"]}, {"required": ["b", "c"]}, {"required": ["c"]}]},
     # bitbucket-pipelines' caches: a negated name next to patternProperties of a closed object
     {"type": "object", "patternProperties": {"^[a-z]+$": {"type": "integer"}},
      "not": {"required": ["docker"]}, "additionalProperties": False},
@@ -376,7 +380,7 @@ def test_one_of_split_by_type_and_negated_required_agree_with_jsonschema(schema:
     accepts = acceptor(schema)
     candidates: list[Any] = [{"t": "x"}, {"t": "y"}, {"t": "z"}, {}, {"a": 1}, {"b": 2},
                              {"a": 1, "b": 2}, {"a": "s"}, 5, "s", None, [], True, {"t": "x", "a": 1},
-                             {"docker": 1}, {"A": 1}]
+                             {"docker": 1}, {"A": 1}, {"c": 1}, {"b": "x", "c": 1}, {"a": 1, "c": 2}]
     verdicts = []
     for value in candidates:
         valid = check.is_valid(value)

@@ -110,7 +110,7 @@ class SchemaCompiler:
         self._any_string: Node | None = None
         self._validator: Any = None
         self._merge_memo: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._one_of_memo: dict[tuple[int, tuple[str, ...], bool], list[Any]] = {}
+        self._one_of_memo: dict[tuple[int, tuple[str, ...], bool, bool], list[Any]] = {}
         self._root_base = self.index.base_of(root, ROOT_URI) if isinstance(root, dict) else ROOT_URI
 
     # -- entry points ---------------------------------------------------------------------
@@ -466,6 +466,10 @@ class SchemaCompiler:
                  & allowed for r in resolved]
         excluded: set[str] = set()
         no_empty_object = False
+        # oneOf of bare ``required`` lists (an exclusive choice of fields): each branch
+        # also lacks a name of every other branch, which is exact however they overlap
+        required = [_required_only(self._effective(b, ctx)) for b in branches]
+        exclusive = all(r for r in required)
         for group in TYPE_GROUPS:
             names = {group, "integer"} if group == "number" else {group}
             members = [i for i in range(len(resolved)) if types[i] & names]
@@ -477,6 +481,8 @@ class SchemaCompiler:
                 if _vacuous(resolved[i], group) and _vacuous(resolved[j], group):
                     excluded |= names
                     break
+                if group == "object" and exclusive:
+                    continue
                 if group == "object" and _closed_apart(ri, rj):
                     # only {} can match both (closed objects, no common property): if
                     # both admit it, oneOf excludes it; else they are disjoint
@@ -486,18 +492,25 @@ class SchemaCompiler:
                 self.unsupported("oneOf", ctx.at("oneOf"),
                                  f"branches {i} and {j} are not provably disjoint")
                 return branches
-        if not excluded and not no_empty_object:
+        exclusive = exclusive and "object" in allowed - excluded
+        if not excluded and not no_empty_object and not exclusive:
             return branches
         keep = sorted(allowed - excluded)
         # the same wrappers for the same branches: the compile memo is keyed by schema
         # object, and fresh wrappers per visit recompiled shared definitions every time
-        memo_key = (id(branches), tuple(keep), no_empty_object)
+        memo_key = (id(branches), tuple(keep), no_empty_object, exclusive)
         out = self._one_of_memo.get(memo_key)
         if out is None:
             extra: dict[str, Any] = {"type": keep}
             if no_empty_object:
                 extra["minProperties"] = 1  # objects only: other values are unaffected
-            out = [{"allOf": [b], **extra} if keep else False for b in branches]
+            out = []
+            for i, b in enumerate(branches):
+                parts: list[Any] = [b]
+                if exclusive:  # an object missing a name of each other branch
+                    parts += [{"anyOf": [{"properties": {n: False}} for n in r]}
+                              for j, r in enumerate(required) if j != i and r]
+                out.append({"allOf": parts, **extra} if keep else False)
             self.keep.append(branches)
             self._one_of_memo[memo_key] = out
         return out
