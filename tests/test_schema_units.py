@@ -421,6 +421,9 @@ NEGATIONS = [
     ({"type": ["string", "integer"], "not": {"pattern": "^a"}}, ["a", "ba", 5, None]),
     ({"type": "object", "not": {"allOf": [{"required": ["site"]}, {"required": ["app"]}]}},
      [{}, {"site": 1}, {"app": 1}, {"site": 1, "app": 2}, 5]),
+    # two different negations in allOf (ansible's tasks): both hold
+    ({"allOf": [{"not": {"required": ["site"]}}, {"not": {"required": ["app"]}}]},
+     [{}, {"site": 1}, {"app": 1}, {"site": 1, "app": 2}, {"x": 1}, 5, "s"]),
 ]
 
 

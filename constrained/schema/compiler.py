@@ -281,6 +281,19 @@ class SchemaCompiler:
                         schema.setdefault("dependentRequired", {})[name] = dep
                     else:
                         schema.setdefault("dependentSchemas", {})[name] = dep
+        names = _negated_required(schema)
+        if names is not None:
+            # not {required: [a, b]}: an object missing a or b (for any other value
+            # ``required`` holds vacuously, so its negation fails); as a choice, so that
+            # several of them merge across allOf members
+            schema = {k: v for k, v in schema.items() if k != "not"}
+            types = type_set(schema)
+            schema["type"] = sorted((types if types is not None else {"object"}) & {"object"})
+            if names:
+                schema["x-choices"] = [*schema.get("x-choices", []),
+                                       ("anyOf", [{"properties": {n: False}} for n in dict.fromkeys(names)])]
+            else:
+                schema["type"] = []  # not {required: []} fails for every value
         return schema
 
     def _compile_dict(self, schema: dict[str, Any], ctx: Ctx) -> Piece:
@@ -310,15 +323,6 @@ class SchemaCompiler:
             if key in schema:
                 self.unsupported(key, ctx, "dynamic references are not supported")
         choices = list(schema.get("x-choices", []))
-        names = _negated_required(schema)
-        if names is not None:
-            # not {required: [a, b]}: an object missing a or b (for any other value
-            # ``required`` holds vacuously, so its negation fails)
-            types = type_set(schema)
-            if not names or types is not None and "object" not in types:
-                return NOTHING
-            schema = {**{k: v for k, v in schema.items() if k != "not"}, "type": "object"}
-            choices.append(("anyOf", [{"properties": {n: False}} for n in dict.fromkeys(names)]))
         schema, deps = self._dependencies(schema, ctx)
         choices += deps
         for key in ("anyOf", "oneOf"):
@@ -582,7 +586,9 @@ class SchemaCompiler:
     @staticmethod
     def _forbids(s: dict[str, Any], name: str) -> bool:
         """Whether object schema ``s`` cannot have property ``name``."""
-        if _negated_required(s) == [name]:
+        if _negated_required(s) == [name] or any(
+                len(branches) == 1 and branches[0] == {"properties": {name: False}}
+                for _, branches in s.get("x-choices", [])):
             return True
         props = s.get("properties", {})
         if name in props:
