@@ -435,3 +435,17 @@ def test_negated_patterns_and_required_agree_with_jsonschema(schema: Any, candid
     for value, valid in zip(candidates, verdicts):
         assert accepts(json.dumps(value).encode()) == valid, value
     assert any(verdicts) and not all(verdicts)
+
+
+def test_nesting_past_the_cap_is_refused_with_its_pointer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard against a recursion through merges that never closes: past
+    MAX_NESTING containers compilation stops with SchemaUnsupported (cap lowered here)."""
+    from constrained.schema import compiler
+
+    monkeypatch.setattr(compiler, "MAX_NESTING", 2)
+    deep = {"type": "object", "properties": {"a": {"type": "array", "items": {
+        "type": "object", "properties": {"b": {"type": "array", "items": {"type": "integer"}}}}}}}
+    with pytest.raises(SchemaUnsupported, match="does not close"):
+        acceptor(deep)
+    monkeypatch.setattr(compiler, "MAX_NESTING", 48)
+    assert acceptor(deep)(b'{"a": [{"b": [1]}]}')

@@ -58,6 +58,9 @@ MAX_PATTERN_PROPERTIES = 32
 #: of intersections and complements); pairwise disjoint patterns have none
 MAX_PATTERN_SUBSETS = 16
 MAX_CHOICE_PRODUCT = 256
+#: containers nested in one compiled value (no real schema comes close; a recursion
+#: that closes becomes a rule and adds no nesting)
+MAX_NESTING = 48
 #: keywords that constrain only values of one JSON type (vacuous for every other type)
 TYPE_KEYWORDS = {
     "object": frozenset({"properties", "required", "additionalProperties", "patternProperties",
@@ -179,6 +182,13 @@ class SchemaCompiler:
         if not isinstance(schema, dict):
             raise SchemaError(f"schema at {ctx.pointer or '/'} must be an object or a boolean, "
                               f"not {type(schema).__name__}")
+        if ctx.depth > MAX_NESTING:
+            # a recursion through merged schemas that never meets the same schema again
+            # (each level merges fresh subschemas): refuse it early, as before such
+            # recursion was compiled at all
+            raise SchemaUnsupported(f"allOf/$ref: recursive reference through merged schemas that "
+                                    f"does not close (over {MAX_NESTING} nested containers at "
+                                    f"{ctx.pointer[:200] or '/'})")
         key = (id(schema), ctx.depth if self.layout.indented else 0)
         hit = self.memo.get(key)
         if hit is not None:
