@@ -32,7 +32,7 @@ MAX_SHARED_LEXEMES = 256
 #: NFA states a growing lexer (above) may hold, as a multiple of Limits.max_nfa_states: it
 #: replaces per-mode DFAs whose unions together held more; past it, new modes build their own
 GROWING_NFA_FACTOR = 4
-#: readings (lexings) a split-lexeme grammar may follow at once
+#: readings (lexings) a grammar that keeps every lexing may follow at once
 MAX_READINGS = 64
 #: lexer DFA states determinised at compile time (beyond it, states are made on demand)
 EXPLORE_STATES = 1024
@@ -312,7 +312,11 @@ class CompiledGrammar:
                 return LexState(state.parser, mode, q2, True, state.n_ignored)
         if not state.in_lexeme:
             return None
-        nxt = self.finish_lexemes(state, self.allowed_before(mode.accepting(state.q), byte))
+        return self._end_then_step(state, mode.accepting(state.q), byte)
+
+    def _end_then_step(self, state: LexState, acc: frozenset[int], byte: int) -> LexState | None:
+        """End the open lexeme as ``acc`` and read ``byte`` as the next one's first."""
+        nxt = self.finish_lexemes(state, self.allowed_before(acc, byte))
         if nxt is None or nxt.mode.dfa is None:
             return None
         q3 = int(nxt.mode.dfa.step(nxt.q, byte))
@@ -339,16 +343,14 @@ class CompiledGrammar:
             return out
         else:
             acc = mode.accepting(state.q)
-        nxt = self.finish_lexemes(state, self.allowed_before(acc, byte))
-        if nxt is not None and nxt.mode.dfa is not None:
-            q3 = int(nxt.mode.dfa.step(nxt.q, byte))
-            if q3 > 0:
-                out.append(LexState(nxt.parser, nxt.mode, q3, True, nxt.n_ignored))
+        ended = self._end_then_step(state, acc, byte)
+        if ended is not None:
+            out.append(ended)
         return out
 
     def advance(self, state: LexState, data: bytes) -> LexState | None:
         """The state after ``data`` under greedy lexing; None when no accepted output
-        continues this way (split grammars: :meth:`advance_all`)."""
+        continues this way (grammars that keep every lexing: :meth:`advance_all`)."""
         cur: LexState | None = state
         for b in data:
             cur = self.step(cur, b)  # type: ignore[arg-type]
