@@ -235,8 +235,9 @@ class LazyDFA(TableDFA):
         self._kind_l: list[int] | None = None
         self._lex_l: list[int] | None = None
         self._label_l: list[int] = []
-        # sorted int32 NFA states (bytes) -> id: the row kernel's target sets are looked
-        # up without building a frozenset each (that and its hash were most of a new state)
+        # NFA states in identity order (their int32 bytes) -> id: the row kernel's target
+        # sets are looked up without building a frozenset each (that and its hash were
+        # most of a new state)
         self._index_bytes: dict[bytes, int] = {b"": DEAD}
         self._scratch: RowScratch | None = None  # the row kernel's work arrays (lock held)
         self._succ_closure: dict[int, tuple[np.ndarray, bytes, int]] = {}
