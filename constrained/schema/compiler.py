@@ -35,6 +35,18 @@ from ..errors import (
 )
 from ..grammar.ir import Grammar
 from . import numeric
+from .combinators import (
+    ALL_TYPE_SET,
+    MAX_PATTERN_SUBSETS,
+    TYPE_GROUPS,
+    cliques,
+    closed_apart,
+    negated_required,
+    overlap_graph,
+    required_only,
+    restricted,
+    vacuous,
+)
 from .ecma import EcmaSyntaxError, EcmaUnsupported, ecma_to_python
 from .formats import format_node
 from .jsontext import (
@@ -47,32 +59,17 @@ from .jsontext import (
     strings_except,
     value_node,
 )
-from .merge import ANNOTATIONS, KNOWN, merge_all, type_set
+from .merge import ANNOTATIONS, merge_all, type_set
 from .options import SchemaOptions
 from .pieces import GrammarBuilder, Piece, Seq, is_nothing, is_regular
 from .refs import ROOT_URI, SchemaIndex, Target, detect_draft, escape_pointer_token
 
 #: patternProperties of one object (their pairwise overlaps are checked at compile time)
 MAX_PATTERN_PROPERTIES = 32
-#: combinations of two or more patterns one key may match together (each a key language
-#: of intersections and complements); pairwise disjoint patterns have none
-MAX_PATTERN_SUBSETS = 16
 MAX_CHOICE_PRODUCT = 256
 #: containers nested in one compiled value (no real schema comes close; a recursion
 #: that closes becomes a rule and adds no nesting)
 MAX_NESTING = 48
-#: keywords that constrain only values of one JSON type (vacuous for every other type)
-TYPE_KEYWORDS = {
-    "object": frozenset({"properties", "required", "additionalProperties", "patternProperties",
-                         "propertyNames", "minProperties", "maxProperties", "dependentRequired",
-                         "dependentSchemas", "dependencies", "unevaluatedProperties"}),
-    "array": frozenset({"items", "prefixItems", "additionalItems", "contains", "minContains",
-                        "maxContains", "minItems", "maxItems", "uniqueItems", "unevaluatedItems"}),
-    "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
-    "number": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}),
-}
-#: JSON types as oneOf is split by them ("integer" counts as "number")
-TYPE_GROUPS = ("null", "boolean", "object", "array", "string", "number")
 
 
 @dataclass(frozen=True)
@@ -291,7 +288,7 @@ class SchemaCompiler:
                         schema.setdefault("dependentRequired", {})[name] = dep
                     else:
                         schema.setdefault("dependentSchemas", {})[name] = dep
-        names = _negated_required(schema)
+        names = negated_required(schema)
         if names is not None:
             # not {required: [a, b]}: an object missing a or b (for any other value
             # ``required`` holds vacuously, so its negation fails); as a choice, so that
@@ -482,22 +479,22 @@ class SchemaCompiler:
         no_empty_object = False
         # oneOf of bare ``required`` lists (an exclusive choice of fields): each branch
         # also lacks a name of every other branch, which is exact however they overlap
-        required = [_required_only(self._effective(b, ctx)) for b in branches]
+        required = [required_only(self._effective(b, ctx)) for b in branches]
         exclusive = all(r for r in required)
         for group in TYPE_GROUPS:
             names = {group, "integer"} if group == "number" else {group}
             members = [i for i in range(len(resolved)) if types[i] & names]
             for i, j in itertools.combinations(members, 2):
-                ri = _restricted(resolved[i], types[i] & names)
-                rj = _restricted(resolved[j], types[j] & names)
+                ri = restricted(resolved[i], types[i] & names)
+                rj = restricted(resolved[j], types[j] & names)
                 if self._disjoint(ri, rj):
                     continue
-                if _vacuous(resolved[i], group) and _vacuous(resolved[j], group):
+                if vacuous(resolved[i], group) and vacuous(resolved[j], group):
                     excluded |= names
                     break
                 if group == "object" and exclusive:
                     continue
-                if group == "object" and _closed_apart(ri, rj):
+                if group == "object" and closed_apart(ri, rj):
                     # only {} can match both (closed objects, no common property): if
                     # both admit it, oneOf excludes it; else they are disjoint
                     if self.value_valid({}, ri) and self.value_valid({}, rj):
@@ -577,7 +574,7 @@ class SchemaCompiler:
         if ta == tb == {"string"} and isinstance(a.get("pattern"), str) and isinstance(b.get("pattern"), str):
             na = self.pattern_node(a["pattern"], Ctx("", ""))
             nb = self.pattern_node(b["pattern"], Ctx("", ""))
-            if na is not None and nb is not None and _overlap_graph([na, nb]) == [set(), set()]:
+            if na is not None and nb is not None and overlap_graph([na, nb]) == [set(), set()]:
                 return True  # no string matches both patterns
         if ta == tb == {"object"}:
             for x, y in ((a, b), (b, a)):
@@ -596,7 +593,7 @@ class SchemaCompiler:
     @staticmethod
     def _forbids(s: dict[str, Any], name: str) -> bool:
         """Whether object schema ``s`` cannot have property ``name``."""
-        if _negated_required(s) == [name] or any(
+        if negated_required(s) == [name] or any(
                 len(branches) == 1 and branches[0] == {"properties": {name: False}}
                 for _, branches in s.get("x-choices", [])):
             return True
@@ -613,7 +610,7 @@ class SchemaCompiler:
         out = set(t) if t is not None else {"null", "boolean", "object", "array", "number", "integer", "string"}
         if "number" in out:
             out.add("integer")
-        if _negated_required(s):
+        if negated_required(s):
             out &= {"object"}  # ``required`` holds for every other value: its negation fails
         if "enum" in s or "const" in s:
             vals = list(s.get("enum", [])) + ([s["const"]] if "const" in s else [])
@@ -937,8 +934,8 @@ class SchemaCompiler:
         if len(compiled_patterns) > MAX_PATTERN_PROPERTIES:
             raise SchemaUnsupported(f"patternProperties: more than {MAX_PATTERN_PROPERTIES} patterns "
                                     f"(at {ctx.pointer or '/'})")
-        overlaps = _overlap_graph([c[1] for c in compiled_patterns])
-        subsets = _cliques(overlaps)
+        overlaps = overlap_graph([c[1] for c in compiled_patterns])
+        subsets = cliques(overlaps)
         if len(subsets) - len(compiled_patterns) > MAX_PATTERN_SUBSETS:
             raise SchemaUnsupported(f"patternProperties: more than {MAX_PATTERN_SUBSETS} combinations of "
                                     f"overlapping patterns (at {ctx.pointer or '/'})")
@@ -1118,97 +1115,6 @@ class SchemaCompiler:
         more = b.repeat(b.seq(sep, extra), max(0, need - 1), None if room is None else room - 1,
                         as_rule=grammar_mode, max_unrolled=self.options.max_unrolled)
         return b.seq(extra, more)
-
-
-def _negated_required(schema: Any) -> list[str] | None:
-    """The names of ``not: {required: [...]}`` (nothing else negated; an allOf of such
-    schemas is one list), else None."""
-    negated = schema.get("not") if isinstance(schema, dict) else None
-    return _required_only(negated)
-
-
-def _required_only(schema: Any) -> list[str] | None:
-    """The names a schema requires if it says nothing else (``required`` and allOf
-    members of the same kind), else None."""
-    if not isinstance(schema, dict) or not all(k in ("required", "allOf") or k in ANNOTATIONS
-                                               for k in schema):
-        return None
-    names = schema.get("required", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        return None
-    out = list(names)
-    members = schema.get("allOf", [])
-    if not isinstance(members, list):
-        return None
-    for sub in members:
-        more = _required_only(sub)
-        if more is None:
-            return None
-        out += more
-    return list(dict.fromkeys(out)) if ("required" in schema or members) else None
-
-
-ALL_TYPE_SET = frozenset({"null", "boolean", "object", "array", "number", "integer", "string"})
-
-
-def _restricted(schema: Any, types: set[str]) -> Any:
-    """``schema`` (a resolved oneOf branch) restricted to values of ``types``."""
-    if not isinstance(schema, dict):
-        return schema if schema is False else {"type": sorted(types)}
-    return {**schema, "type": sorted(types)}
-
-
-def _vacuous(schema: Any, group: str) -> bool:
-    """Whether ``schema`` admits every value of JSON type ``group``: it has no keyword
-    but annotations, ``type`` and keywords of other types."""
-    if schema is True:
-        return True
-    if not isinstance(schema, dict):
-        return False
-    others = frozenset().union(*(kw for t, kw in TYPE_KEYWORDS.items() if t != group))
-    return all(k == "type" or k not in KNOWN or k in others for k in schema)
-
-
-def _closed_apart(a: Any, b: Any) -> bool:
-    """Two object schemas that allow no undeclared property and declare no common one:
-    the empty object is the only value that can match both."""
-    if not isinstance(a, dict) or not isinstance(b, dict):
-        return False
-    for s in (a, b):
-        if s.get("additionalProperties", True) is not False or s.get("patternProperties") \
-                or not isinstance(s.get("properties", {}), dict):
-            return False
-    return not set(a.get("properties", {})) & set(b.get("properties", {}))
-
-
-def _overlap_graph(nodes: list[Node]) -> list[set[int]]:
-    """For each key pattern, the others that can match a common key (pairwise
-    intersection emptiness; assumed to overlap where that check is too complex)."""
-    from ..automata.dfa import LazyDFA  # local: automata builds nothing of schema
-
-    adj: list[set[int]] = [set() for _ in nodes]
-    for i, j in itertools.combinations(range(len(nodes)), 2):
-        try:
-            hit = LazyDFA([And((nodes[i], nodes[j]))]).start != 0
-        except ConstraintTooComplex:
-            hit = True
-        if hit:
-            adj[i].add(j)
-            adj[j].add(i)
-    return adj
-
-
-def _cliques(adj: list[set[int]]) -> list[tuple[int, ...]]:
-    """Every set of pairwise-overlapping patterns (a key matching several patterns
-    matches a clique of them), smallest first; stops growing once there are more than
-    MAX_PATTERN_SUBSETS of two or more."""
-    out: list[tuple[int, ...]] = []
-    frontier: list[tuple[int, ...]] = [(i,) for i in range(len(adj))]
-    while frontier and len(out) <= len(adj) + MAX_PATTERN_SUBSETS:
-        out.extend(frontier)
-        frontier = [c + (j,) for c in frontier for j in range(c[-1] + 1, len(adj))
-                    if all(j in adj[i] for i in c)]
-    return out + frontier
 
 
 def _public(schema: Any) -> Any:
