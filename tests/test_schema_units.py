@@ -449,3 +449,16 @@ def test_nesting_past_the_cap_is_refused_with_its_pointer(monkeypatch: pytest.Mo
         acceptor(deep)
     monkeypatch.setattr(compiler, "MAX_NESTING", 48)
     assert acceptor(deep)(b'{"a": [{"b": [1]}]}')
+
+
+def test_a_schema_merged_with_itself_keeps_one_copy_of_its_choices() -> None:
+    """allOf members that are the same schema conjoin to it: its anyOf groups are not
+    multiplied (nine copies of a two-branch anyOf were 512 combinations, over the cap;
+    WashingtonPost's author/reference recursion met that at every level)."""
+    schema = {"$defs": {"x": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}},
+              "allOf": [{"$ref": "#/$defs/x"} for _ in range(9)],
+              "properties": {"k": {"allOf": [{"$ref": "#/$defs/x"}, {"$ref": "#/$defs/x"}]}}}
+    check = reference_validator(schema)
+    accepts = acceptor(schema)
+    for value in [1, "ab", "abc", None, {"k": 1}, 2.5, [1]]:
+        assert accepts(json.dumps(value).encode()) == check.is_valid(value), value

@@ -148,6 +148,22 @@ def _undeclared(s: dict[str, Any], name: str, extra: Any, where: str) -> Any:
     return matching[0] if len(matching) == 1 else {"allOf": matching}
 
 
+def _both(a: Any, b: Any) -> Any:
+    """Subschemas ``a`` and ``b`` together: one of them when they are the same (merging a
+    schema with itself must not double its choices: recursions through merges met the
+    same items twice per level and doubled their anyOf groups), else their allOf."""
+    return a if a is b or _json_equal(a, b) else {"allOf": [a, b]}
+
+
+def _add_choices(out: dict[str, Any], groups: Any) -> None:
+    """Append anyOf/oneOf groups to ``out``'s ``x-choices``, skipping a group equal to
+    one already there (a choice conjoined with itself is the same choice)."""
+    have = out.setdefault("x-choices", [])
+    for kind, branches in groups:
+        if not any(k == kind and (b is branches or _json_equal(b, branches)) for k, b in have):
+            have.append((kind, list(branches)))
+
+
 def _merge_key(out: dict[str, Any], key: str, value: Any, where: str) -> None:
     if key not in out:
         if key == "type":
@@ -155,7 +171,7 @@ def _merge_key(out: dict[str, Any], key: str, value: Any, where: str) -> None:
         elif key == "const":
             _merge_key(out, "enum", [value], where)
         elif key in ("anyOf", "oneOf"):
-            out.setdefault("x-choices", []).append((key, list(value)))
+            _add_choices(out, [(key, list(value))])
         elif key in ("pattern", "format"):
             out[key] = _as_list(value)
         elif key == "enum":
@@ -163,7 +179,7 @@ def _merge_key(out: dict[str, Any], key: str, value: Any, where: str) -> None:
         elif key == "properties" or key == "patternProperties":
             out[key] = dict(value)
         elif key == "x-choices":
-            out.setdefault("x-choices", []).extend(value)
+            _add_choices(out, value)
         else:
             out[key] = value
         return
@@ -177,10 +193,8 @@ def _merge_key(out: dict[str, Any], key: str, value: Any, where: str) -> None:
         _merge_key(out, "enum", [value], where)
     elif key in ("pattern", "format"):
         out[key] = old + [v for v in _as_list(value) if v not in old]
-    elif key in ("anyOf", "oneOf"):
-        out["x-choices"].append((key, list(value)))
     elif key == "x-choices":
-        out[key] = old + list(value)
+        _add_choices(out, value)
     elif key in ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains"):
         out[key] = max(old, value)
     elif key in ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains"):
@@ -197,14 +211,14 @@ def _merge_key(out: dict[str, Any], key: str, value: Any, where: str) -> None:
     elif key in ("properties", "patternProperties"):
         merged = dict(old)
         for name, sub in value.items():
-            merged[name] = {"allOf": [merged[name], sub]} if name in merged else sub
+            merged[name] = _both(merged[name], sub) if name in merged else sub
         out[key] = merged
     elif key in ("additionalProperties", "items", "propertyNames", "unevaluatedProperties",
                  "unevaluatedItems", "contains", "additionalItems"):
-        out[key] = {"allOf": [old, value]}
+        out[key] = _both(old, value)
     elif key == "prefixItems":
         n = max(len(old), len(value))
-        out[key] = [{"allOf": [old[i], value[i]]} if i < len(old) and i < len(value)
+        out[key] = [_both(old[i], value[i]) if i < len(old) and i < len(value)
                     else (old[i] if i < len(old) else value[i]) for i in range(n)]
     elif key == "dependentRequired":
         merged = dict(old)
