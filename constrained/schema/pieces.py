@@ -5,10 +5,12 @@ needs the parser (recursion, unconstrained nested values) is a :class:`Seq` of s
 each a rule name or a lexeme node. Composition stays regular whenever all parts are, so
 non-recursive schemas never touch the parser.
 
-Lexing in the grammar engine is greedy (maximal munch), so a lexeme must not end in an
-optional tail that the next lexeme could also start with. Callers therefore pass
-``as_rule=True`` to :meth:`GrammarBuilder.optional` / :meth:`GrammarBuilder.repeat` in
-contexts that are not regular; every lexeme then ends at a JSON token boundary.
+Schema grammars keep every lexing where an accepted lexeme cannot go on
+(``Grammar.lexing = "all"``), but a lexeme that can go on is read on, greedily; so a
+lexeme must not end in an optional tail that the next lexeme could also start with.
+Callers therefore pass ``as_rule=True`` to :meth:`GrammarBuilder.optional` /
+:meth:`GrammarBuilder.repeat` in contexts that are not regular; every lexeme then ends
+at a JSON token boundary.
 """
 from __future__ import annotations
 
