@@ -93,18 +93,23 @@ def closed_apart(a: Any, b: Any) -> bool:
     return not set(a.get("properties", {})) & set(b.get("properties", {}))
 
 
+def languages_disjoint(a: Node, b: Node) -> bool:
+    """Whether no string is in both regex languages (False where the intersection is
+    too complex to decide: callers stay conservative)."""
+    from ..automata.dfa import LazyDFA  # local: automata builds nothing of schema
+
+    try:
+        return LazyDFA([And((a, b))]).start == 0
+    except ConstraintTooComplex:
+        return False
+
+
 def overlap_graph(nodes: list[Node]) -> list[set[int]]:
     """For each key pattern, the others that can match a common key (pairwise
     intersection emptiness; assumed to overlap where that check is too complex)."""
-    from ..automata.dfa import LazyDFA  # local: automata builds nothing of schema
-
     adj: list[set[int]] = [set() for _ in nodes]
     for i, j in itertools.combinations(range(len(nodes)), 2):
-        try:
-            hit = LazyDFA([And((nodes[i], nodes[j]))]).start != 0
-        except ConstraintTooComplex:
-            hit = True
-        if hit:
+        if not languages_disjoint(nodes[i], nodes[j]):
             adj[i].add(j)
             adj[j].add(i)
     return adj

@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from ..automata.ast import (
@@ -41,6 +43,7 @@ from .combinators import (
     TYPE_GROUPS,
     cliques,
     closed_apart,
+    languages_disjoint,
     negated_required,
     overlap_graph,
     required_only,
@@ -351,14 +354,17 @@ class SchemaCompiler:
         values = self._bounding_values(schema, ctx, 0)
         if values is None or ctx.base != ROOT_URI and ctx.base != self._root_base:
             return None
-        if all(k in ANNOTATIONS for k in schema if k not in ("enum", "const")) \
-                and not ("enum" in schema and "const" in schema):
-            kept = values  # nothing else to check (and no validator to load)
-        else:
-            try:
-                kept = [v for v in values if self.value_valid(v, schema)]
-            except SchemaUnsupported:
-                return None
+        nothing_else = (all(k in ANNOTATIONS for k in schema if k not in ("enum", "const"))
+                        and not ("enum" in schema and "const" in schema))
+        try:  # nothing else to check: no validator to load
+            return self._values_piece(values, None if nothing_else else schema, ctx)
+        except SchemaUnsupported:
+            return None
+
+    def _values_piece(self, values: list[Any], against: Any, ctx: Ctx) -> Node:
+        """The policy spellings of the ``values`` that validate against ``against`` (the
+        reference validator; None: all of them)."""
+        kept = values if against is None else [v for v in values if self.value_valid(v, against)]
         return alt(*(value_node(v, self.layout, ctx.depth, self.enc_memo) for v in kept))
 
     def _bounding_values(self, schema: Any, ctx: Ctx, depth: int) -> list[Any] | None:
@@ -431,7 +437,7 @@ class SchemaCompiler:
         return set(), []
 
     # -- anyOf / oneOf ----------------------------------------------------------------------
-    def _merged(self, key: tuple[Any, ...], build: Any) -> dict[str, Any]:
+    def _merged(self, key: tuple[Any, ...], build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The merged schema for ``key`` (ids of the schema objects it merges), built once:
         the compile memo and recursion detection are keyed by schema object."""
         hit = self._merge_memo.get(key)
@@ -452,17 +458,18 @@ class SchemaCompiler:
             raise ConstraintTooComplex(f"anyOf/oneOf combinations ({total}) exceed {MAX_CHOICE_PRODUCT} at "
                                        f"{ctx.pointer or '/'}")
         self.keep.append(choices)  # merged schemas are memoised by the ids of these branches
+
+        def resolve(s: Any) -> list[Any]:
+            return self._conjuncts(s, ctx) if isinstance(s, dict) else [s]
+
         pieces: list[Piece] = []
         for combo in itertools.product(*[list(enumerate(b)) for _, b in choices]):
             if len(combo) == 1 and not base_constrains:
                 i, branch = combo[0]
                 pieces.append(self.compile(branch, ctx.at(choices[0][0], i)))
                 continue
-            merged = self._merged(
-                ("choice", origin, tuple(id(b) for _, b in combo)),
-                lambda combo=combo: merge_all([base] + [b for _, b in combo],
-                                  lambda s: self._conjuncts(s, ctx) if isinstance(s, dict) else [s],
-                                  ctx.pointer))
+            merged = self._merged(("choice", origin, tuple(id(b) for _, b in combo)),
+                                  partial(merge_all, [base] + [b for _, b in combo], resolve, ctx.pointer))
             pieces.append(self.compile(merged, ctx))
         return self.builder.choice(*pieces, hint="any_of")
 
@@ -574,7 +581,7 @@ class SchemaCompiler:
         if ta == tb == {"string"} and isinstance(a.get("pattern"), str) and isinstance(b.get("pattern"), str):
             na = self.pattern_node(a["pattern"], Ctx("", ""))
             nb = self.pattern_node(b["pattern"], Ctx("", ""))
-            if na is not None and nb is not None and overlap_graph([na, nb]) == [set(), set()]:
+            if na is not None and nb is not None and languages_disjoint(na, nb):
                 return True  # no string matches both patterns
         if ta == tb == {"object"}:
             for x, y in ((a, b), (b, a)):
@@ -706,12 +713,8 @@ class SchemaCompiler:
         if "const" in schema and "enum" in schema:
             values = [v for v in values if self.value_valid(v, {"const": schema["const"]})]
         rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
-        pieces: list[Node] = []
-        for v in values:
-            if any(k not in ANNOTATIONS for k in rest) and not self.value_valid(v, _public(rest)):
-                continue
-            pieces.append(value_node(v, self.layout, ctx.depth, self.enc_memo))
-        return alt(*pieces) if pieces else NOTHING
+        return self._values_piece(values, _public(rest) if any(k not in ANNOTATIONS for k in rest)
+                                  else None, ctx)
 
     # -- numbers -------------------------------------------------------------------------------
     def _number(self, schema: dict[str, Any], ctx: Ctx, integer: bool) -> Piece:
