@@ -202,27 +202,18 @@ def test_trim_kernel_matches_reverse_search(data: st.DataObject, n: int) -> None
 @settings(max_examples=30, deadline=None)
 @given(words=st.lists(st.text("abc\"", min_size=1, max_size=5), min_size=17, max_size=80,
                       unique=True),
-       probes=st.lists(st.text("abcd\"", max_size=7), max_size=40),
-       single_in_python=st.booleans())
-def test_many_lexeme_rows_match_python_re(words: list[str], probes: list[str],
-                                          single_in_python: bool) -> None:
+       probes=st.lists(st.text("abcd\"", max_size=7), max_size=40))
+def test_many_lexeme_rows_match_python_re(words: list[str], probes: list[str]) -> None:
     """Rows of states holding many NFA states (a lexer mode over dozens of JSON keys, plus
-    a string lexeme) come from the compiled row kernel, single-state rows from Python or
-    from the kernel: either way each lexeme accepts exactly what Python ``re`` matches."""
-    import constrained.automata.dfa as dfa_mod
-
-    old = dfa_mod._SINGLE_STATE_ROWS_IN_PYTHON
-    dfa_mod._SINGLE_STATE_ROWS_IN_PYTHON = single_in_python
-    try:
-        pats = [re.escape(w) for w in words] + [r'"[^"]*"']
-        dfa = LazyDFA([parse_regex(p) for p in pats])
-        for s in list(words) + probes + [w + "a" for w in words[:5]]:
-            q = dfa.walk(dfa.start, s.encode())
-            got = dfa.accepting_lexemes(q) if q > 0 else ()
-            want = tuple(i for i, p in enumerate(pats) if re.fullmatch(p, s))
-            assert got == want, (s, got, want)
-    finally:
-        dfa_mod._SINGLE_STATE_ROWS_IN_PYTHON = old
+    a string lexeme) and of single-state ones come from the compiled row kernel, which
+    interns the target sets too: each lexeme accepts exactly what Python ``re`` matches."""
+    pats = [re.escape(w) for w in words] + [r'"[^"]*"']
+    dfa = LazyDFA([parse_regex(p) for p in pats])
+    for s in list(words) + probes + [w + "a" for w in words[:5]]:
+        q = dfa.walk(dfa.start, s.encode())
+        got = dfa.accepting_lexemes(q) if q > 0 else ()
+        want = tuple(i for i, p in enumerate(pats) if re.fullmatch(p, s))
+        assert got == want, (s, got, want)
 
 
 _REGEXES = st.sampled_from([r"a", r"ab", r"a|b", r"[ab]", r"a*", r"(ab)+", r"a{2,3}", r"",

@@ -180,6 +180,59 @@ def test_slices_allowed_wholesale_are_exact(load_vocab, pattern: str) -> None:
         assert sliced  # and some mask was computed that way
 
 
+def _reference_level(dfa: LazyDFA, q: int, longest: int, max_frontier: int,
+                     max_visits: int) -> int:
+    """The slice check as plain Python over ``step`` (the definition the compiled check
+    must meet): breadth first over state sets per length, a repeated set proves every
+    longer length, a dead string stops at the level proven so far."""
+    from constrained.masks.slices import SLICE_BOUNDS, SLICE_BYTES
+
+    frontier, seen, level, visits = {q}, [frozenset({q})], 0, 0
+    for depth in range(1, longest + 1):
+        visits += len(frontier)
+        if visits > max_visits:
+            return level
+        nxt = {dfa.step(s, b) for s in frontier for b in SLICE_BYTES}
+        if 0 in nxt:
+            return level
+        level = {SLICE_BOUNDS[0]: 1, SLICE_BOUNDS[1]: 2}.get(depth, level)
+        if frozenset(nxt) in seen:
+            return 3
+        if len(nxt) > max_frontier:
+            return level
+        seen.append(frozenset(nxt))
+        frontier = nxt
+    return 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(pattern=st.sampled_from([r'"[^"\\]*"', r'"[^"]{0,40}"', r"[ -~]{0,25}x", r"[a-z ]*\.",
+                                r"#[^\n]*\n", r"(ab|[ -~]{3})*", r"[ -~]{12}[ -~]*", r"\d+",
+                                r"([ -~][ -~])*", r"[ -~]{0,9}|[a-z]{40}", r"[ -~]{0,10}",
+                                r"[ -~]{0,30}z?", r"[ -~]{5,31}"]),
+       prefix=st.binary(max_size=6), longest=st.integers(1, 48),
+       max_frontier=st.sampled_from([2, 8, 64]), max_visits=st.sampled_from([16, 256]))
+def test_compiled_slice_check_equals_python_reference(pattern: str, prefix: bytes, longest: int,
+                                                      max_frontier: int, max_visits: int) -> None:
+    """The compiled slice check (rows computed inside the kernel, on a fresh lazy DFA)
+    gives the level of the Python definition, limits included."""
+    from constrained.masks import slices
+
+    dfa = LazyDFA([parse_regex(pattern)])
+    q = dfa.walk(dfa.start, prefix)
+    if q <= 0:
+        return
+    reference = LazyDFA([parse_regex(pattern)])
+    q_ref = reference.walk(reference.start, prefix)
+    want = _reference_level(reference, q_ref, longest, max_frontier, max_visits)
+    old = slices._MAX_FRONTIER, slices._MAX_VISITS
+    slices._MAX_FRONTIER, slices._MAX_VISITS = max_frontier, max_visits
+    try:
+        assert slices._level(dfa, q, longest) == want
+    finally:
+        slices._MAX_FRONTIER, slices._MAX_VISITS = old
+
+
 def test_nodes_ending_several_tokens_set_every_bit() -> None:
     """Equal byte strings (SentencePiece's ``<0x61>`` next to ``a``) end at one trie node;
     both walks set the bit of every token there (the rare path beside the one-token bit)."""

@@ -24,16 +24,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConstraintTooComplex
+from . import rows
 from .ast import Node
 from .limits import DEFAULT_LIMITS, Deadline, Limits
 from .nfa import KIND_BYTE, NFA, GrowingNFA, build_nfa
-from .rows import RowScratch, row_targets
 
 DEAD = 0
-# rows of states with several NFA byte states come from the compiled kernel
-# (automata/rows.py); a single byte state's row is one memoised closure, set in Python
-# (tests turn this off to run those rows through the kernel too)
-_SINGLE_STATE_ROWS_IN_PYTHON = True
 
 
 class TableDFA:
@@ -224,92 +220,133 @@ class LazyDFA(TableDFA):
         self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
                     nfa.class_bytes)
         self._accepting = np.zeros(cap, dtype=bool)
-        # per DFA state: its NFA states (int32, the byte states sorted, then the accept
-        # states sorted: the state's identity), how many are byte states, and lexemes
-        # derived on first use (a third of the states a schema's masks create are never
-        # expanded, and few are asked for their lexemes)
-        self._members: list[np.ndarray] = [np.zeros(0, dtype=np.int32)]
-        self._n_byte: list[int] = [0]
-        self._acc_lex: list[tuple[int, ...] | None] = [()]
-        self._live_lex: list[tuple[int, ...] | None] = [()]
+        # the states' NFA sets, in one pool (``automata/rows.py`` interns them): state s
+        # is ``_pool[_ptr[s]:_ptr[s + 1]]``, byte states sorted then accept states sorted
+        # (its identity), the first ``_nbyte[s]`` byte states; ``_ht`` finds a set's id.
+        # Lexemes are derived on first ask (a third of the states a schema's masks
+        # create are never expanded, and few are asked for their lexemes)
+        self._pool = np.empty(1024, dtype=np.int32)
+        self._ptr = np.zeros(cap + 1, dtype=np.int64)
+        self._nbyte = np.zeros(cap, dtype=np.int32)
+        self._ht = np.zeros(4 * cap, dtype=np.int32)
+        self._counts = np.zeros(5, dtype=np.int64)
+        self._counts[rows.N_STATES] = 1  # the dead state, whose set is empty
+        self._lex_cache: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
         self._kind_l: list[int] | None = None
         self._lex_l: list[int] | None = None
-        self._label_l: list[int] = []
-        # NFA states in identity order (their int32 bytes) -> id: the row kernel's target
-        # sets are looked up without building a frozenset each (that and its hash were
-        # most of a new state)
-        self._index_bytes: dict[bytes, int] = {b"": DEAD}
-        self._scratch: RowScratch | None = None  # the row kernel's work arrays (lock held)
-        self._succ_closure: dict[int, tuple[np.ndarray, bytes, int]] = {}
-        self._set_total = 0
         self._expand_seconds = 0.0
-        self._label_classes: dict[int, list[int]] = {}
         self._starts: dict[frozenset[int], int] = {}
         self._store: GrowingNFA | None = None  # set by ``growing``
         if track_forks:
             self._forks = np.zeros((cap, nfa.n_classes), dtype=np.int32)
         self._fork_sets: list[tuple[int, ...]] = [()]
         self._fork_index: dict[tuple[int, ...], int] = {}
+        self._mark = np.zeros(0, dtype=np.int32)
+        self._stack = np.zeros(0, dtype=np.int32)
+        self._refresh_view()
         with self._lock:
             start_set = frozenset().union(*(nfa.closure(s) for s in nfa.starts if s >= 0))
             self.start: int = self._intern(start_set)
 
     # --- construction ----------------------------------------------------------------
-    def _canonical(self, states: frozenset[int]) -> tuple[np.ndarray, bytes, int]:
+    def _refresh_view(self) -> None:
+        """Re-make :meth:`expand_view` after the arrays or the NFA changed (lock held)."""
+        nfa = self.nfa
+        if self._mark.shape[0] < nfa.n_states:  # the row kernel's scratch, room to grow
+            self._mark = np.zeros(2 * max(nfa.n_states, 1), dtype=np.int32)
+            self._stack = np.empty(2 * max(nfa.n_states, 1), dtype=np.int32)
+            self._counts[rows.STAMP] = 0
+        table = self._tc[0]
+        self._rowbuf = np.zeros(table.shape[1], dtype=np.int32)
+        self._ex = (table, self._accepting, self._pool, self._ptr, self._nbyte, self._ht,
+                    self._counts, self._rowbuf, nfa.label, nfa.label_classes, nfa.succ,
+                    nfa.kind, nfa.live, nfa.eps_ptr, nfa.eps_dst, self._mark, self._stack,
+                    self._forks is not None, self.limits.max_states,
+                    self.limits.max_state_set_total)
+
+    def expand_view(self) -> tuple[object, ...]:
+        """The arguments after the state of ``rows.expand_row`` for this DFA, taken under
+        the lock together with :meth:`kernel_view` (a compiled walk that holds the lock
+        expands rows in place; it returns to Python on any status but ROW_DONE)."""
+        return self._ex
+
+    def _canonical(self, states: frozenset[int]) -> tuple[np.ndarray, int]:
         """An NFA state set in the identity order (byte states sorted, then accept states
-        sorted, as the row kernel writes them), its bytes and its accept-state count."""
+        sorted, as the row kernel writes them) and its accept-state count."""
         kind_l, _ = self._nfa_lists()
         byte_l = sorted(m for m in states if kind_l[m] == KIND_BYTE)
         acc_l = sorted(m for m in states if kind_l[m] != KIND_BYTE)
-        arr = np.array(byte_l + acc_l, dtype=np.int32)
-        return arr, arr.tobytes(), len(acc_l)
+        return np.array(byte_l + acc_l, dtype=np.int32), len(acc_l)
 
     def _intern(self, states: frozenset[int]) -> int:
         """Id of the DFA state for an NFA state set, creating it if new (lock held)."""
-        arr, key, n_acc = self._canonical(states)
-        sid = self._index_bytes.get(key)
-        return sid if sid is not None else self._add_state(arr, key, n_acc)
+        arr, n_acc = self._canonical(states)
+        self._reserve(int(self._counts[rows.N_STATES]) + 1,
+                      int(self._counts[rows.POOL_USED]) + len(arr))
+        sid = rows.intern_state(arr, n_acc, self._pool, self._ptr, self._nbyte,
+                                self._accepting, self._ht, self._counts,
+                                self.limits.max_states, self.limits.max_state_set_total)
+        if sid < 0:
+            self._limit_error(-sid)
+        return int(sid)
 
-    def _add_state(self, arr: np.ndarray, key: bytes, n_acc: int) -> int:
-        """A new DFA state for the NFA states ``arr`` in identity order (``key`` = their
-        bytes, not interned yet; the last ``n_acc`` are accept states) (lock held)."""
-        sid = len(self._members)
-        if sid >= self.limits.max_states:
+    def _limit_error(self, status: int) -> None:
+        if status == rows.ROW_MAX_STATES:
             raise ConstraintTooComplex(
                 f"DFA exceeds {self.limits.max_states} states (Limits.max_states)")
-        self._set_total += len(arr)
-        if self._set_total > self.limits.max_state_set_total:
-            raise ConstraintTooComplex(
-                f"DFA state sets exceed {self.limits.max_state_set_total} NFA states in total "
-                "(Limits.max_state_set_total)")
-        if sid >= len(self._accepting):
-            self._grow(2 * len(self._accepting))
-        # fill every per-state record before publishing the id (readers never lock)
-        self._accepting[sid] = n_acc > 0
-        self._n_byte.append(len(arr) - n_acc)
-        self._acc_lex.append(None if n_acc else ())
-        self._live_lex.append(None)
-        self._members.append(arr)
-        self._index_bytes[key] = sid
-        return sid
+        raise ConstraintTooComplex(
+            f"DFA state sets exceed {self.limits.max_state_set_total} NFA states in total "
+            "(Limits.max_state_set_total)")
+
+    def _reserve(self, n_states: int, n_pool: int) -> None:
+        """Grow the state arrays, the pool and the hash table to hold ``n_states`` states
+        and ``n_pool`` pool entries (lock held; readers keep valid old arrays)."""
+        changed = False
+        if n_states >= len(self._accepting):
+            cap = len(self._accepting)
+            while n_states >= cap:
+                cap *= 2
+            self._grow(cap)
+            changed = True
+        if n_pool > len(self._pool):
+            size = len(self._pool)
+            while n_pool > size:
+                size *= 2
+            pool = np.empty(size, dtype=np.int32)
+            used = int(self._counts[rows.POOL_USED])
+            pool[:used] = self._pool[:used]
+            self._pool = pool
+            changed = True
+        if 2 * n_states > len(self._ht):
+            size = len(self._ht)
+            while 2 * n_states > size:
+                size *= 2
+            ht = np.zeros(size, dtype=np.int32)
+            rows.rehash(ht, self._ptr, self._pool, int(self._counts[rows.N_STATES]))
+            self._ht = ht
+            changed = True
+        if changed:
+            self._refresh_view()
+
+    def _members(self, state: int) -> np.ndarray:
+        """The NFA states of ``state`` (identity order; a view of the pool)."""
+        return self._pool[int(self._ptr[state]) : int(self._ptr[state + 1])]
 
     def _lexemes(self, state: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(accepting, live) lexemes of ``state``, computed from its NFA states on first
         use (a benign race: concurrent readers compute the same tuples)."""
-        acc, live = self._acc_lex[state], self._live_lex[state]
-        if acc is None or live is None:
-            lex = self.nfa.lexeme[self._members[state]].tolist()
-            acc = tuple(sorted(set(lex[self._n_byte[state]:])))
-            live = tuple(sorted(set(lex)))
-            self._acc_lex[state], self._live_lex[state] = acc, live
-        return acc, live
+        hit = self._lex_cache.get(state)
+        if hit is None:
+            lex = self.nfa.lexeme[self._members(state)].tolist()
+            hit = (tuple(sorted(set(lex[int(self._nbyte[state]):]))), tuple(sorted(set(lex))))
+            self._lex_cache[state] = hit
+        return hit
 
     def _nfa_lists(self) -> tuple[list[int], list[int]]:
         """The NFA's kind and lexeme arrays as Python lists (built on first use)."""
         if self._kind_l is None:
             self._kind_l = self.nfa.kind.tolist()
             self._lex_l = self.nfa.lexeme.tolist()
-            self._label_l = self.nfa.label.tolist()
         assert self._lex_l is not None
         return self._kind_l, self._lex_l
 
@@ -320,6 +357,12 @@ class LazyDFA(TableDFA):
         accepting = np.zeros(cap, dtype=bool)
         accepting[: len(self._accepting)] = self._accepting
         self._accepting = accepting
+        ptr = np.zeros(cap + 1, dtype=np.int64)
+        ptr[: len(self._ptr)] = self._ptr
+        self._ptr = ptr
+        nbyte = np.zeros(cap, dtype=np.int32)
+        nbyte[: len(self._nbyte)] = self._nbyte
+        self._nbyte = nbyte
         if self._forks is not None:
             forks = np.zeros((cap, old.shape[1]), dtype=np.int32)
             forks[: len(self._forks)] = self._forks
@@ -327,44 +370,29 @@ class LazyDFA(TableDFA):
         # readers holding the old table still see valid rows
         self._tc = (table, class_of, class_of32, class_bytes)
 
-    def _label_class_list(self, label: int) -> list[int]:
-        """Byte classes of an NFA label as a Python list (memoised)."""
-        hit = self._label_classes.get(label)
-        if hit is None:
-            hit = np.flatnonzero(self.nfa.label_classes[label]).tolist()
-            self._label_classes[label] = hit
-        return hit
-
-    def _succ(self, s: int) -> tuple[np.ndarray, bytes, int]:
-        """The closure of NFA byte state ``s``'s successor (``_canonical``; memoised)."""
-        hit = self._succ_closure.get(s)
-        if hit is None:
-            hit = self._succ_closure[s] = self._canonical(self.nfa.closure(int(self.nfa.succ[s])))
-        return hit
-
     def _expand(self, state: int) -> None:
         """Compute the whole transition row of ``state`` (no-op if already known)."""
         with self._lock:
             if self._table[state, 0] >= 0:
                 return
             t0 = time.monotonic()
-            k = self._n_byte[state]
-            if k == 1 and _SINGLE_STATE_ROWS_IN_PYTHON:
-                # one NFA state: its label's classes go to its (memoised) successor closure
-                m0 = int(self._members[state][0])
-                arr, key, n_acc = self._succ(m0)
-                sid = self._index_bytes.get(key)
-                if sid is None:
-                    sid = self._add_state(arr, key, n_acc)
-                row = np.zeros(self._tc[0].shape[1], dtype=np.int32)
-                row[self._label_class_list(self._label_l[m0])] = sid
-            elif k:
-                row = self._kernel_row(self._members[state][:k])
-            else:
-                row = np.zeros(self._tc[0].shape[1], dtype=np.int32)
-            if self._forks is not None and self._accepting[state]:
-                self._forks[state] = self._fork_row(state, row)  # before the row is published
-            self._table[state] = row
+            while True:
+                status = rows.expand_row(state, *self._ex)
+                if status == rows.ROW_DONE:
+                    break
+                if status == rows.ROW_GROW:
+                    self._reserve(int(self._counts[rows.NEED_STATES]),
+                                  int(self._counts[rows.NEED_POOL]))
+                    continue
+                if status == rows.ROW_FORKS:
+                    row = self._rowbuf.copy()
+                    assert self._forks is not None
+                    self._forks[state] = self._fork_row(state, row)  # before the row is published
+                    table = self._table
+                    table[state, 1:] = row[1:]
+                    table[state, 0] = row[0]
+                    break
+                self._limit_error(status)
             self._expand_seconds += time.monotonic() - t0
             if self._expand_seconds > self.limits.max_seconds:
                 raise ConstraintTooComplex(
@@ -400,33 +428,6 @@ class LazyDFA(TableDFA):
     def fork_lexemes(self, fork_id: int) -> tuple[int, ...]:
         """Lexemes (sorted) that may end at a fork with id ``fork_id`` (> 0)."""
         return self._fork_sets[fork_id]
-
-    def _kernel_row(self, byte_states: list[int] | np.ndarray) -> np.ndarray:
-        """The row of a state with these NFA byte states, grouped and closed by the
-        compiled kernel (``automata.rows``); only interning stays in Python (lock held)."""
-        nfa = self.nfa
-        scratch = self._scratch
-        if scratch is None or scratch.mark.shape[0] < nfa.n_states:  # first row, or grown
-            scratch = self._scratch = RowScratch(2 * nfa.n_states)  # room to grow
-        members = np.asarray(byte_states, dtype=np.int32)
-        group_of, ptr, states, n_accepts = row_targets(
-            members, nfa.label, nfa.label_classes, nfa.succ, nfa.kind, nfa.live,
-            nfa.eps_ptr, nfa.eps_dst, scratch)
-        # target sets are looked up by their states' bytes (identity order); a new one
-        # keeps its slice of ``states``
-        ptr_l = ptr.tolist()
-        raw = states.tobytes()
-        by_bytes = self._index_bytes
-        sids: list[int] = []
-        for g in range(len(ptr_l) - 1):
-            a, b = ptr_l[g], ptr_l[g + 1]
-            key = raw[4 * a : 4 * b]
-            sid = by_bytes.get(key)
-            if sid is None:
-                sid = self._add_state(states[a:b], key, int(n_accepts[g]))
-            sids.append(sid)
-        sids.append(DEAD)  # group -1
-        return np.array(sids, dtype=np.int32)[group_of]
 
     def explore(self, max_seconds: float | None = None) -> int:
         """Build every reachable state (for small automata); returns ``n_states``."""
@@ -497,15 +498,14 @@ class LazyDFA(TableDFA):
                 table = np.ascontiguousarray(table[:, old_of_new])
                 if self._forks is not None:
                     self._forks = np.ascontiguousarray(self._forks[:, old_of_new])
-                self._label_classes = {}  # class ids changed (unchanged: the memo holds)
             if self._kind_l is not None:
                 assert self._lex_l is not None
                 self._kind_l.extend(nfa.kind[n_old:].tolist())
                 self._lex_l.extend(nfa.lexeme[n_old:].tolist())
-                self._label_l.extend(nfa.label[n_old:].tolist())
             self.nfa = nfa
             self._tc = (table, nfa.class_of.astype(np.intp), nfa.class_of.astype(np.int32),
                         nfa.class_bytes)
+            self._refresh_view()
 
     def start_for(self, lexemes: frozenset[int]) -> int:
         """The state that starts a match of any of ``lexemes`` only (0 if none can match).
@@ -528,12 +528,11 @@ class LazyDFA(TableDFA):
     @property
     def n_states(self) -> int:
         """States created so far (including the dead state 0)."""
-        return len(self._members)
+        return int(self._counts[rows.N_STATES])
 
     def accepting_lexemes(self, state: int) -> tuple[int, ...]:
         """Indices of the lexemes that accept in ``state`` (sorted)."""
-        acc = self._acc_lex[state]
-        return acc if acc is not None else self._lexemes(state)[0]
+        return self._lexemes(state)[0] if self._accepting[state] else ()
 
     def live_lexemes(self, state: int) -> tuple[int, ...]:
         """Indices of the lexemes still alive in ``state`` (accepting now or later)."""

@@ -15,12 +15,15 @@ re-read on each resume (it may have been reallocated by growth).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numba import njit
+
+from ..automata.rows import expand_row
 
 __all__ = ["PreorderTrie", "compress_preorder", "end_state", "lexer_walk_nodes", "preorder_trie",
            "restrict_preorder", "walk_tokens", "warm_up"]
@@ -176,7 +179,18 @@ def warm_up() -> None:
         _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), byte, depth, skip, bits, ptr, ids,
                   np.zeros(0, dtype=np.int32), 1, np.zeros(2, dtype=np.uint32), out,
                   out.copy(), np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64),
-                  forks)
+                  forks, None)
+    # ... and the variants that compute rows in place, on small real lexer DFAs
+    from ..automata.dfa import LazyDFA
+    from ..automata.regex_syntax import parse_regex
+
+    for track in (False, True):
+        dfa = LazyDFA([parse_regex("ab|b")], track_forks=track)
+        lex_table, lex_cls, lex_acc, lex_forks = dfa.kernel_view()
+        _lex_walk(lex_table, lex_cls, lex_acc, byte, depth, skip, bits, ptr, ids,
+                  np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
+                  out.copy(), np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64),
+                  lex_forks, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
     _slice_of_tokens(byte, depth, ptr, ids, np.ones(256, dtype=np.bool_),
                      np.array([1], dtype=np.int32), 2)
@@ -417,14 +431,16 @@ def _lex_walk(table: np.ndarray, class_of: np.ndarray, accepting: np.ndarray, by
               tok_ids: np.ndarray,
               entries: np.ndarray, start: int, words: np.ndarray, end_nodes: np.ndarray,
               end_from: np.ndarray, stack: np.ndarray, cur: np.ndarray,
-              forks: np.ndarray | None) -> int:  # pragma: no cover
+              forks: np.ndarray | None, ex: Any) -> int:  # pragma: no cover
     """Lexer walk (grammar masks): like :func:`_walk`, and a dead byte right after an
     accepting state records (node, state) as a lexeme end. With a fork table
     (``LazyDFA(track_forks=True)``; None compiles a variant without the check), a live
     byte with a fork id f also records (node, -f) and the walk goes on. ``cur`` = [entry index (-1:
     from the root), node (-1: entry not started), subtree end, ends written] is saved on
     every return so the walk resumes. Returns _DONE, _GROW (end buffers full) or a state
-    whose row must be expanded first."""
+    whose row must be expanded first. With ``ex`` (``LazyDFA.expand_view``, the DFA's
+    lock held) unknown rows are computed in place (``automata.rows.expand_row``); only a
+    row that needs Python (growth, a fork row, a limit) returns."""
     k = cur[0]
     i = cur[1]
     stop = cur[2]
@@ -436,6 +452,8 @@ def _lex_walk(table: np.ndarray, class_of: np.ndarray, accepting: np.ndarray, by
             e = entries[k]
             t = table[start, class_of[byte[e]]]
             if t < 0:
+                if ex is not None and expand_row(start, *ex) == 0:
+                    continue
                 cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
                 return start
             if t == 0:
@@ -459,6 +477,8 @@ def _lex_walk(table: np.ndarray, class_of: np.ndarray, accepting: np.ndarray, by
             t = table[s, c]
             if t <= 0:
                 if t < 0:
+                    if ex is not None and expand_row(s, *ex) == 0:
+                        continue
                     cur[0], cur[1], cur[2], cur[3] = k, i, stop, m
                     return s
                 if accepting[s]:
@@ -522,11 +542,26 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
         if ents.size == 0:
             return words, end_nodes[:0], end_from[:0]
         cur = np.array([0, -1, 0, 0], dtype=np.int64)
+    # the DFA's lock is held for the whole walk: rows are computed inside the kernel
+    # (no other thread may intern or grow meanwhile)
+    lock = getattr(dfa, "_lock", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        return _lex_walk_locked(pre, dfa, start, buf, words, ents, end_nodes, end_from, stack,
+                                cur, cap)
+
+
+def _lex_walk_locked(pre: PreorderTrie, dfa: Any, start: int, buf: np.ndarray,
+                     words: np.ndarray, ents: np.ndarray, end_nodes: np.ndarray,
+                     end_from: np.ndarray, stack: np.ndarray, cur: np.ndarray,
+                     cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lexer_walk_nodes`' resume loop (the DFA's lock held)."""
+    expand_view = getattr(dfa, "expand_view", None)
     while True:
         table, class_of, accepting, forks = dfa.kernel_view()
+        ex = expand_view() if expand_view is not None else None
         status = _lex_walk(table, class_of, accepting, pre.byte, pre.depth, pre.skip,
                            pre.tok_bit, pre.tok_ptr, pre.tok_ids, ents, start, buf, end_nodes,
-                           end_from, stack, cur, forks)
+                           end_from, stack, cur, forks, ex)
         if status == _DONE:
             break
         if status == _GROW:

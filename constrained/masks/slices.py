@@ -12,11 +12,14 @@ llguidance's "slicer" (its docs/optimizations.md); the check and tries here are 
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
+from ..automata.rows import expand_row
 from .bitmask import bool_to_bitmask
 from .kernels import PreorderTrie, _slice_of_tokens, restrict_preorder
 
@@ -68,7 +71,21 @@ def build_slices(pre: PreorderTrie) -> TokenSlices:
         w.setflags(write=False)
         words.append(w)
         tries.append(restrict_preorder(pre, ~member, f"slices>{k}"))
+    _warm_up()
     return TokenSlices(tuple(words), tuple(tries), longest)
+
+
+def _warm_up() -> None:
+    """Load the compiled check (both variants: a lazy DFA's, and a table DFA's that
+    computes no rows) here rather than in some constraint's first mask."""
+    from ..automata.dfa import LazyDFA
+    from ..automata.regex_syntax import parse_regex
+
+    dfa = LazyDFA([parse_regex("[ -~]*")])
+    _level(dfa, dfa.start, 12)
+    table, class_of, _, _ = dfa.kernel_view()
+    _slice_level(dfa.start, 12, SLICE_BOUNDS[0], SLICE_BOUNDS[1], _SLICE_ARRAY, class_of,
+                 table, None, _MAX_FRONTIER, _MAX_VISITS)
 
 
 class SliceLevels:
@@ -94,35 +111,87 @@ class SliceLevels:
         return hit
 
 
-_SLICE_INDEX = np.frombuffer(SLICE_BYTES, dtype=np.uint8).astype(np.intp)
+_SLICE_ARRAY = np.frombuffer(SLICE_BYTES, dtype=np.uint8).copy()
 
 
 def _level(dfa: Any, q: int, longest: int) -> int:
-    # successors per byte, not per class: a growing lexer DFA renumbers its classes
-    # when lexemes are added, the bytes stay
-    frontier = {q}
-    seen = {frozenset(frontier)}
+    """:meth:`SliceLevels.__call__` uncached: the compiled check, which computes unknown
+    rows of a lazy DFA in place (its lock held) and returns here only for a row that
+    needs Python (``LazyDFA.expand``). In Python this check was 17% of the MaskBench
+    sample's mask time (142 us a call, most of it asking rows one by one)."""
+    lock = getattr(dfa, "_lock", None)
+    expand_view = getattr(dfa, "expand_view", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        while True:
+            table, class_of, _, _ = dfa.kernel_view()
+            ex = expand_view() if expand_view is not None else None
+            got = _slice_level(q, longest, SLICE_BOUNDS[0], SLICE_BOUNDS[1], _SLICE_ARRAY,
+                               class_of, table, ex, _MAX_FRONTIER, _MAX_VISITS)
+            if got >= 0:
+                return int(got)
+            dfa.expand(-int(got) - 1)
+
+
+@njit(cache=True, nogil=True)
+def _slice_level(q: int, longest: int, bound1: int, bound2: int, slice_bytes: np.ndarray,
+                 class_of: np.ndarray, table: np.ndarray, ex: Any, max_frontier: int,
+                 max_visits: int) -> int:  # pragma: no cover - compiled
+    """Breadth first over the sets of states reached at each length (classes of the
+    slice bytes: a growing lexer DFA renumbers its classes, the bytes stay); a set seen
+    before means the sequence repeats. Returns the level, or ``-(s + 1)`` for a state
+    ``s`` whose row Python must compute."""
+    seen_c = np.zeros(table.shape[1], np.bool_)
+    cls = np.empty(slice_bytes.shape[0], np.int32)
+    nc = 0
+    for b in slice_bytes:
+        c = class_of[b]
+        if not seen_c[c]:
+            seen_c[c] = True
+            cls[nc] = c
+            nc += 1
+    hist = np.empty(max_visits + 2 * max_frontier + 2, np.int32)  # frontiers seen, flat
+    hptr = np.zeros(longest + 2, np.int64)
+    hist[0] = q
+    hptr[1] = 1
+    n_hist = 1
+    frontier = hist[0:1].copy()
     level = 0
     visits = 0
     for depth in range(1, longest + 1):
-        nxt: set[int] = set()
-        visits += len(frontier)
-        if visits > _MAX_VISITS:
+        visits += frontier.shape[0]
+        if visits > max_visits:
             return level
+        nxt = np.empty(frontier.shape[0] * nc, np.int32)
+        n = 0
         for s in frontier:
-            row = dfa.byte_transitions(s)[_SLICE_INDEX].tolist()
-            if 0 in row:
-                return level
-            nxt.update(row)
-        if depth == SLICE_BOUNDS[0]:
+            if table[s, 0] < 0 and (ex is None or expand_row(s, *ex) != 0):
+                return -(s + 1)
+            for j in range(nc):
+                t = table[s, cls[j]]
+                if t == 0:
+                    return level
+                nxt[n] = t
+                n += 1
+        nxt = np.unique(nxt[:n])
+        if depth == bound1:
             level = 1
-        elif depth == SLICE_BOUNDS[1]:
+        elif depth == bound2:
             level = 2
-        key = frozenset(nxt)
-        if key in seen:
-            return 3
-        if len(nxt) > _MAX_FRONTIER:
+        for h in range(n_hist):
+            a, b = hptr[h], hptr[h + 1]
+            if b - a == nxt.shape[0]:
+                same = True
+                for x in range(nxt.shape[0]):
+                    if hist[a + x] != nxt[x]:
+                        same = False
+                        break
+                if same:
+                    return 3
+        if nxt.shape[0] > max_frontier:
             return level
-        seen.add(key)
+        end = hptr[n_hist]
+        hist[end:end + nxt.shape[0]] = nxt
+        n_hist += 1
+        hptr[n_hist] = end + nxt.shape[0]
         frontier = nxt
     return 3  # alive for every length up to the longest slice token
