@@ -1,11 +1,12 @@
 """LazyDFA: on-demand subset construction over a trimmed byte NFA.
 
-A DFA state is the set of live NFA byte/accept states it stands for (a sorted int32
-array, interned by its bytes; records derived from it on first use). A state's row
-(its successor for every byte equivalence class) is computed the first time any of its
-transitions is needed, in one go, by a compiled kernel (``automata/rows.py``) that
-groups the classes by which NFA states accept them and closes each distinct target
-once; Python only interns the target sets. Rows live in a
+A DFA state is the set of live NFA byte/accept states it stands for (an int32 slice of
+one pool, in identity order, found again through a hash table; lexemes derived on first
+use). A state's row (its successor for every byte equivalence class) is computed the
+first time any of its transitions is needed, in one go, by a compiled kernel
+(``automata/rows.py``) that groups the classes by which NFA states accept them, closes
+each distinct target once and interns the targets; compiled trie walks call it in place
+(``expand_view``) and return to Python only for growth, fork rows and limits. Rows live in a
 growable ``int32[states, n_classes]`` table (-1 = not yet computed, state 0 = dead), so
 a batch of lookups is one numpy ``take``. Growth is serialised by a lock; the language
 of every state never changes, so the object is logically immutable.

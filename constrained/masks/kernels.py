@@ -9,9 +9,11 @@ email state 266 -> 88 us against the numpy level-by-level walk (``masks.walk``),
 cost was ~10 us of numpy call overhead per trie level.
 
 Transitions come from a :class:`~constrained.automata.dfa.LazyDFA` table in which rows
-may still be unknown (-1): the kernel then stops and returns where it was, Python
-expands that state's row, and the kernel resumes from the same node. The table is
-re-read on each resume (it may have been reallocated by growth).
+may still be unknown (-1): the kernel computes such a row in place
+(``automata.rows.expand_row``, with the DFA's lock held for the walk), or, when that
+needs Python (growth, a fork row, a limit), returns where it was; Python expands that
+state's row and the kernel resumes from the same node. The table is re-read on each
+resume (it may have been reallocated by growth).
 """
 from __future__ import annotations
 
@@ -169,7 +171,7 @@ def warm_up() -> None:
     out = np.empty(3, dtype=np.int32)
     bits = np.zeros(3, dtype=np.int32)
     _walk(table, cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32), out,
-          out.copy(), np.ones(3, dtype=np.int32), 1, 0, 0)
+          out.copy(), np.ones(3, dtype=np.int32), 1, 0, 0, None)
     merged = np.full((4, 1), -1, dtype=np.int32)
     comp_of = np.empty(3, dtype=np.int32)
     rep = np.zeros(4, dtype=np.uint8)
@@ -191,6 +193,8 @@ def warm_up() -> None:
                   np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
                   out.copy(), np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64),
                   lex_forks, dfa.expand_view())
+        _walk(lex_table, lex_cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32),
+              out, out.copy(), np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
     _slice_of_tokens(byte, depth, ptr, ids, np.ones(256, dtype=np.bool_),
                      np.array([1], dtype=np.int32), 2)
@@ -333,17 +337,20 @@ def _walk(table: np.ndarray, class_of: np.ndarray, byte: np.ndarray, depth: np.n
           skip: np.ndarray, tok_bit: np.ndarray, tok_ptr: np.ndarray, tok_ids: np.ndarray,
           words: np.ndarray,
           out_nodes: np.ndarray, out_states: np.ndarray, stack: np.ndarray, i: int,
-          m: int, visited: int) -> tuple[int, int, int]:  # pragma: no cover - compiled
+          m: int, visited: int, ex: Any) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """Walk from preorder node ``i`` on; ``stack[d]`` = state at depth ``d`` (``stack[0]``
     the start). Live nodes and their states go to ``out_*[m:]`` (ascending), the bits of
     their tokens into ``words``. Returns (``n`` when done, ``-(i + 1)`` for an unknown
     transition at node ``i``, or ``i`` itself when the output buffers are full; live nodes
-    written; nodes visited)."""
+    written; nodes visited). With ``ex`` (``LazyDFA.expand_view``, its lock held) unknown
+    rows are computed in place; only one that needs Python returns."""
     n = byte.shape[0]
     cap = out_nodes.shape[0]
     while i < n:
         d = depth[i]
         t = table[stack[d - 1], class_of[byte[i]]]
+        if t < 0 and ex is not None and expand_row(stack[d - 1], *ex) == 0:
+            continue
         visited += 1
         if t <= 0:
             if t < 0:
@@ -392,20 +399,24 @@ def walk_tokens(pre: PreorderTrie, dfa: Any, state: int, n_words: int
     stack[0] = state
     i, m, visited = 1, 0, 0
     n = pre.n_nodes
-    while True:
-        table, class_of, _, _ = dfa.kernel_view()
-        i, m, visited = _walk(table, class_of, pre.byte, pre.depth, pre.skip, pre.tok_bit,
-                              pre.tok_ptr, pre.tok_ids, buf, out_nodes, out_states, stack, i,
-                              m, visited)
-        if i == n:
-            break
-        if i < 0:
-            i = -i - 1
-            dfa.expand(int(stack[pre.depth[i] - 1]))
-        else:  # buffers full
-            cap = min(4 * cap, n)
-            out_nodes = np.concatenate([out_nodes, np.empty(cap - m, dtype=np.int32)])
-            out_states = np.concatenate([out_states, np.empty(cap - m, dtype=np.int32)])
+    lock = getattr(dfa, "_lock", None)
+    expand_view = getattr(dfa, "expand_view", None)
+    with lock if lock is not None else contextlib.nullcontext():  # rows computed in place
+        while True:
+            table, class_of, _, _ = dfa.kernel_view()
+            ex = expand_view() if expand_view is not None else None
+            i, m, visited = _walk(table, class_of, pre.byte, pre.depth, pre.skip, pre.tok_bit,
+                                  pre.tok_ptr, pre.tok_ids, buf, out_nodes, out_states, stack,
+                                  i, m, visited, ex)
+            if i == n:
+                break
+            if i < 0:
+                i = -i - 1
+                dfa.expand(int(stack[pre.depth[i] - 1]))
+            else:  # buffers full
+                cap = min(4 * cap, n)
+                out_nodes = np.concatenate([out_nodes, np.empty(cap - m, dtype=np.int32)])
+                out_states = np.concatenate([out_states, np.empty(cap - m, dtype=np.int32)])
     if m < cap // 2:
         return words.view(np.int32), out_nodes[:m].copy(), out_states[:m].copy(), visited
     return words.view(np.int32), out_nodes[:m], out_states[:m], visited
