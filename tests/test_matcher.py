@@ -251,3 +251,53 @@ def test_threads_share_a_constraint(load_vocab) -> None:
     for th in threads:
         th.join()
     assert not errors, errors
+
+
+def test_threads_share_a_schema_constraint(load_vocab) -> None:
+    """Grammar masks (lexer walks that compute lazy-DFA rows inside the kernel, under the
+    DFA's lock) computed by four threads from one cold schema constraint equal the masks
+    of a single-threaded compile of the same schema."""
+    from constrained.schema import _CACHE, compile_json_schema
+
+    def cold(schema_: dict):  # a fresh compile (the per-process schema cache bypassed)
+        _CACHE.items.clear()
+        return compile_json_schema(schema_, vocab)
+
+    vocab = load_vocab("gpt-2")
+    schema = {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 12}, "age": {"type": "integer", "minimum": 0},
+        "tags": {"type": "array", "items": {"type": "string", "format": "date"}}},
+        "required": ["name"]}
+    docs = [b'{"name":"ada","age":36,"tags":["2024-01-02"]}', b'{"name":"x","tags":[]}',
+            b'{"name":"bob lee","age":7}', b'{"name":""}']
+    by_bytes = {t: i for i, t in enumerate(vocab.tokens)}
+    token_docs = [[by_bytes[bytes([b])] for b in d] for d in docs]  # byte by byte: many rows
+
+    def masks(constraint, ids: list[int]) -> list[bytes]:
+        m = constraint.matcher()
+        out = []
+        for t in ids:
+            out.append(np.packbits(m.mask()).tobytes())
+            m.advance(t)
+        return out
+
+    reference = cold(schema)
+    expected = [masks(reference, ids) for ids in token_docs]
+    shared = cold(schema)
+    assert shared is not reference
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            for j in range(len(docs)):
+                i = (j + k) % len(docs)  # threads walk the documents in different orders
+                assert masks(shared, token_docs[i]) == expected[i]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
