@@ -154,6 +154,20 @@ def token_words(n_words: int) -> tuple[np.ndarray, np.ndarray]:
     return buf, buf[1:]
 
 
+def dfa_lock(dfa: Any) -> Any:
+    """The lock a walk over ``dfa`` holds (rows computed in place must not race another
+    thread's interning or growth), or a no-op for a DFA without one."""
+    lock = getattr(dfa, "_lock", None)
+    return lock if lock is not None else contextlib.nullcontext()
+
+
+def expand_args(dfa: Any) -> tuple[object, ...] | None:
+    """``LazyDFA.expand_view`` (taken with the lock held), or None for a DFA whose rows
+    are all known (a compiled kernel then computes none)."""
+    view = getattr(dfa, "expand_view", None)
+    return view() if view is not None else None
+
+
 def warm_up() -> None:
     """Load (or compile, the first time on a machine) every kernel on a tiny input.
 
@@ -399,12 +413,10 @@ def walk_tokens(pre: PreorderTrie, dfa: Any, state: int, n_words: int
     stack[0] = state
     i, m, visited = 1, 0, 0
     n = pre.n_nodes
-    lock = getattr(dfa, "_lock", None)
-    expand_view = getattr(dfa, "expand_view", None)
-    with lock if lock is not None else contextlib.nullcontext():  # rows computed in place
+    with dfa_lock(dfa):  # rows computed in place
         while True:
             table, class_of, _, _ = dfa.kernel_view()
-            ex = expand_view() if expand_view is not None else None
+            ex = expand_args(dfa)
             i, m, visited = _walk(table, class_of, pre.byte, pre.depth, pre.skip, pre.tok_bit,
                                   pre.tok_ptr, pre.tok_ids, buf, out_nodes, out_states, stack,
                                   i, m, visited, ex)
@@ -555,8 +567,7 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
         cur = np.array([0, -1, 0, 0], dtype=np.int64)
     # the DFA's lock is held for the whole walk: rows are computed inside the kernel
     # (no other thread may intern or grow meanwhile)
-    lock = getattr(dfa, "_lock", None)
-    with lock if lock is not None else contextlib.nullcontext():
+    with dfa_lock(dfa):
         return _lex_walk_locked(pre, dfa, start, buf, words, ents, end_nodes, end_from, stack,
                                 cur, cap)
 
@@ -566,10 +577,9 @@ def _lex_walk_locked(pre: PreorderTrie, dfa: Any, start: int, buf: np.ndarray,
                      end_from: np.ndarray, stack: np.ndarray, cur: np.ndarray,
                      cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`lexer_walk_nodes`' resume loop (the DFA's lock held)."""
-    expand_view = getattr(dfa, "expand_view", None)
     while True:
         table, class_of, accepting, forks = dfa.kernel_view()
-        ex = expand_view() if expand_view is not None else None
+        ex = expand_args(dfa)
         status = _lex_walk(table, class_of, accepting, pre.byte, pre.depth, pre.skip,
                            pre.tok_bit, pre.tok_ptr, pre.tok_ids, ents, start, buf, end_nodes,
                            end_from, stack, cur, forks, ex)

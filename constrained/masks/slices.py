@@ -12,7 +12,6 @@ llguidance's "slicer" (its docs/optimizations.md); the check and tries here are 
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,13 @@ from numba import njit
 
 from ..automata.rows import expand_row
 from .bitmask import bool_to_bitmask
-from .kernels import PreorderTrie, _slice_of_tokens, restrict_preorder
+from .kernels import (
+    PreorderTrie,
+    _slice_of_tokens,
+    dfa_lock,
+    expand_args,
+    restrict_preorder,
+)
 
 __all__ = ["SLICE_BOUNDS", "SLICE_BYTES", "SliceLevels", "TokenSlices", "build_slices"]
 
@@ -119,12 +124,10 @@ def _level(dfa: Any, q: int, longest: int) -> int:
     rows of a lazy DFA in place (its lock held) and returns here only for a row that
     needs Python (``LazyDFA.expand``). In Python this check was 17% of the MaskBench
     sample's mask time (142 us a call, most of it asking rows one by one)."""
-    lock = getattr(dfa, "_lock", None)
-    expand_view = getattr(dfa, "expand_view", None)
-    with lock if lock is not None else contextlib.nullcontext():
+    with dfa_lock(dfa):
         while True:
             table, class_of, _, _ = dfa.kernel_view()
-            ex = expand_view() if expand_view is not None else None
+            ex = expand_args(dfa)
             got = _slice_level(q, longest, SLICE_BOUNDS[0], SLICE_BOUNDS[1], _SLICE_ARRAY,
                                class_of, table, ex, _MAX_FRONTIER, _MAX_VISITS)
             if got >= 0:
