@@ -33,6 +33,13 @@ from .nfa import KIND_BYTE, NFA, GrowingNFA, build_nfa
 DEAD = 0
 
 
+def _doubled(size: int, need: int) -> int:
+    """``size`` doubled until it holds ``need`` (growth stays amortised O(1))."""
+    while size < need:
+        size *= 2
+    return size
+
+
 class TableDFA:
     """Queries shared by every table-driven byte DFA (lazy or complete).
 
@@ -304,25 +311,16 @@ class LazyDFA(TableDFA):
         and ``n_pool`` pool entries (lock held; readers keep valid old arrays)."""
         changed = False
         if n_states >= len(self._accepting):
-            cap = len(self._accepting)
-            while n_states >= cap:
-                cap *= 2
-            self._grow(cap)
+            self._grow(_doubled(len(self._accepting), n_states + 1))
             changed = True
         if n_pool > len(self._pool):
-            size = len(self._pool)
-            while n_pool > size:
-                size *= 2
-            pool = np.empty(size, dtype=np.int32)
+            pool = np.empty(_doubled(len(self._pool), n_pool), dtype=np.int32)
             used = int(self._counts[rows.POOL_USED])
             pool[:used] = self._pool[:used]
             self._pool = pool
             changed = True
         if 2 * n_states > len(self._ht):
-            size = len(self._ht)
-            while 2 * n_states > size:
-                size *= 2
-            ht = np.zeros(size, dtype=np.int32)
+            ht = np.zeros(_doubled(len(self._ht), 2 * n_states), dtype=np.int32)
             rows.rehash(ht, self._ptr, self._pool, int(self._counts[rows.N_STATES]))
             self._ht = ht
             changed = True

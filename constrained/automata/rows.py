@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["ROW_DONE", "ROW_FORKS", "ROW_GROW", "ROW_MAX_STATES", "ROW_MAX_TOTAL", "RowScratch",
-           "expand_row", "intern_state", "rehash", "row_targets"]
+__all__ = ["ROW_DONE", "ROW_FORKS", "ROW_GROW", "ROW_MAX_STATES", "ROW_MAX_TOTAL", "expand_row",
+           "intern_state", "rehash"]
 
 _EPS = 1  # nfa.KIND_EPS (kept literal: the kernel is compiled once and cached on disk)
 _ACCEPT = 2  # nfa.KIND_ACCEPT
@@ -124,35 +124,6 @@ def _row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarr
                     j += 1
         ptr[g + 1] = n_out
     return group_of, ptr, out[:n_out], n_acc, stamp
-
-
-class RowScratch:
-    """The row kernel's work arrays of one DFA (visit stamps and a DFS stack, one slot
-    per NFA state, re-made when its NFA outgrows them); used under that DFA's lock."""
-
-    __slots__ = ("mark", "stack", "stamp")
-
-    def __init__(self, n_states: int) -> None:
-        self.mark = np.zeros(max(n_states, 1), np.int32)
-        self.stack = np.empty(max(n_states, 1), np.int32)
-        self.stamp = 0
-
-
-def row_targets(members: np.ndarray, label: np.ndarray, label_classes: np.ndarray,
-                succ: np.ndarray, kind: np.ndarray, live: np.ndarray, eps_ptr: np.ndarray,
-                eps_dst: np.ndarray, scratch: RowScratch
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For the byte states ``members`` of a DFA state: ``(group_of, ptr, states, n_acc)``
-    where class ``c`` leads to target set ``group_of[c]`` (-1: dead) and target set
-    ``g`` is the live NFA byte/accept states ``states[ptr[g]:ptr[g + 1]]``, byte states
-    sorted then its ``n_acc[g]`` accept states sorted (``LazyDFA``'s identity order)."""
-    if scratch.stamp > (1 << 30):
-        scratch.mark[:] = 0
-        scratch.stamp = 0
-    group_of, ptr, states, n_acc, scratch.stamp = _row_targets(
-        members, label, label_classes, succ, kind, live, eps_ptr, eps_dst,
-        scratch.mark, scratch.stack, scratch.stamp)
-    return group_of, ptr, states, n_acc
 
 
 # expand_row / intern_state statuses (kept literal in the kernels: compiled once, cached)
