@@ -248,3 +248,51 @@ def test_nodes_ending_several_tokens_set_every_bit() -> None:
     _check_state(vocab, trie, dfa, dfa.start)
     words, _, _ = lexer_walk_nodes(pre, dfa, dfa.start, None, dfa.start)
     assert _allowed(words, vocab.logit_width) == {0, 1, 2, 3, 4, 5, 6}
+
+
+_FIRST_MASK_SCRIPT = r"""
+import json, sys
+from constrained import compile_json_schema, compile_regex
+from constrained.automata import rows
+from constrained.grammar import GrammarConstraint, lark_to_grammar
+from constrained.masks import kernels, slices
+from constrained.masks.trie import TokenTrie
+from constrained.vocab import Vocabulary
+import grammars
+
+vocab = Vocabulary.from_gguf(sys.argv[1])
+ids = {t: i for i, t in reversed(list(enumerate(vocab.tokens)))}
+TokenTrie.for_vocab(vocab).slices  # the per-vocabulary set-up, which warms the kernels up
+fns = [kernels._lex_walk, kernels._walk, slices._slice_level, rows.expand_row,
+       rows.intern_state]
+before = [set(f.signatures) for f in fns]
+schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[a-z]+$"},
+          "b": {"type": "array", "items": {"$ref": "#"}}}, "required": ["a"]}
+for c in (GrammarConstraint(lark_to_grammar(grammars.load("json")), vocab),
+          GrammarConstraint(lark_to_grammar(grammars.load("arithmetic")), vocab),
+          compile_json_schema(schema, vocab), compile_regex(r"[a-z]+@[a-z]+\.com", vocab)):
+    m = c.matcher()
+    m.mask()
+    for ch in '{"a": "x", "b": [1]}':  # a few steps past the first mask, byte tokens
+        if not m.try_advance(ids[ch.encode()]):
+            break
+        m.mask()
+print(json.dumps([sorted(str(s) for s in set(f.signatures) - b)
+                  for f, b in zip(fns, before)]))
+"""
+
+
+def test_first_masks_compile_no_new_kernel_specialisations() -> None:
+    """The vocabulary's set-up loads every compiled kernel variant a mask uses; a mask
+    whose argument types differ (an F-ordered array, another integer width) would pay a
+    numba cache load of ~100 ms inside some constraint's first mask."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.testdata import vocab_path
+
+    out = subprocess.run([sys.executable, "-c", _FIRST_MASK_SCRIPT, str(vocab_path("gpt-2"))],
+                         capture_output=True, text=True, check=True, timeout=600)
+    new = json.loads(out.stdout.strip().splitlines()[-1])
+    assert new == [[]] * len(new), new

@@ -529,7 +529,11 @@ def _byte_classes(labels: list[int]) -> tuple[np.ndarray, list[np.ndarray], np.n
         class_of = np.zeros(256, dtype=np.int32)
         class_bytes = [np.arange(256, dtype=np.uint8)]
         first_idx = np.zeros(1, dtype=np.intp)
-    label_cls = matrix[:, first_idx] if len(labels) else np.zeros((0, 1), dtype=bool)
+    # C order always: fancy indexing of columns may give a Fortran-ordered array, and the
+    # compiled row kernels are specialised on layout (an F-ordered one cost a ~100 ms
+    # numba cache load inside the first mask of a grammar)
+    label_cls = (np.ascontiguousarray(matrix[:, first_idx]) if len(labels)
+                 else np.zeros((0, 1), dtype=bool))
     return class_of, class_bytes, label_cls
 
 

@@ -191,24 +191,32 @@ def warm_up() -> None:
     rep = np.zeros(4, dtype=np.uint8)
     count = _merge(byte, depth, cls, merged, rep, comp_of, 1)
     _compressed_layout(merged, rep, comp_of, count, ptr, ids)
-    for forks in (None, np.zeros((2, 1), dtype=np.int32)):  # greedy and split lexing
-        _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), byte, depth, skip, bits, ptr, ids,
-                  np.zeros(0, dtype=np.int32), 1, np.zeros(2, dtype=np.uint32), out,
-                  out.copy(), np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64),
-                  forks, None)
-    # ... and the variants that compute rows in place, on small real lexer DFAs
+    # every variant a mask may call: greedy and split lexing, rows known or computed in
+    # place, a writable trie or a read-only one (tries are frozen once built); a variant
+    # missed here is a ~100 ms cache load inside some constraint's first mask
     from ..automata.dfa import LazyDFA
     from ..automata.regex_syntax import parse_regex
 
-    for track in (False, True):
-        dfa = LazyDFA([parse_regex("ab|b")], track_forks=track)
-        lex_table, lex_cls, lex_acc, lex_forks = dfa.kernel_view()
-        _lex_walk(lex_table, lex_cls, lex_acc, byte, depth, skip, bits, ptr, ids,
-                  np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
-                  out.copy(), np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64),
-                  lex_forks, dfa.expand_view())
-        _walk(lex_table, lex_cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32),
-              out, out.copy(), np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
+    for frozen in (False, True):
+        tr = [a.copy() for a in (byte, depth, skip, bits, ptr, ids)]
+        for a in tr:
+            a.setflags(write=not frozen)
+        t_byte, t_depth, t_skip, t_bits, t_ptr, t_ids = tr
+        for forks in (None, np.zeros((2, 1), dtype=np.int32)):
+            _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), t_byte, t_depth, t_skip, t_bits,
+                      t_ptr, t_ids, np.zeros(0, dtype=np.int32), 1, np.zeros(2, dtype=np.uint32),
+                      out, out.copy(), np.ones(3, dtype=np.int32),
+                      np.array([-1, 1, 3, 0], dtype=np.int64), forks, None)
+        for track in (False, True):
+            dfa = LazyDFA([parse_regex("ab|b")], track_forks=track)
+            lex_table, lex_cls, lex_acc, lex_forks = dfa.kernel_view()
+            _lex_walk(lex_table, lex_cls, lex_acc, t_byte, t_depth, t_skip, t_bits, t_ptr, t_ids,
+                      np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
+                      out.copy(), np.ones(3, dtype=np.int32),
+                      np.array([-1, 1, 3, 0], dtype=np.int64), lex_forks, dfa.expand_view())
+            _walk(lex_table, lex_cls, t_byte, t_depth, t_skip, t_bits, t_ptr, t_ids,
+                  np.zeros(2, dtype=np.uint32), out, out.copy(),
+                  np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
     _slice_of_tokens(byte, depth, ptr, ids, np.ones(256, dtype=np.bool_),
                      np.array([1], dtype=np.int32), 2)
