@@ -209,6 +209,7 @@ def warm_up() -> None:
                       np.array([-1, 1, 3, 0], dtype=np.int64), forks, None)
         for track in (False, True):
             dfa = LazyDFA([parse_regex("ab|b")], track_forks=track)
+            dfa.expand(dfa.start)  # the row kernel called from Python (LazyDFA._expand)
             lex_table, lex_cls, lex_acc, lex_forks = dfa.kernel_view()
             _lex_walk(lex_table, lex_cls, lex_acc, t_byte, t_depth, t_skip, t_bits, t_ptr, t_ids,
                       np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
