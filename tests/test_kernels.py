@@ -138,7 +138,7 @@ def test_dead_start_state_is_empty(load_vocab) -> None:
 
 # ------------------------------------------------------------------------------ slices
 _SLICE_PATTERNS = [r'"[^"\\]*"', r'"[^"\\]{0,300}"', r"[ -~]{0,20}x", r"[a-z ]*\.", r'\{"k": "[^"\\\x00-\x1f]{0,40}"\}',
-                   r"#[^\n]*\n"]
+                   r"#[^\n]*\n", r'"[ -~]*"']
 
 
 @pytest.mark.parametrize("pattern", _SLICE_PATTERNS)
@@ -146,7 +146,7 @@ def test_slices_allowed_wholesale_are_exact(load_vocab, pattern: str) -> None:
     """Masks that take slices wholesale equal the numpy reference walk over every token,
     end states included (tokens of a skipped slice are stepped byte by byte)."""
     from constrained.compile import RegexConstraint
-    from constrained.masks.slices import SLICE_BOUNDS, SLICE_BYTES, SliceLevels
+    from constrained.masks.slices import SLICE_BOUNDS, SliceLevels, slice_alphabet_ok
 
     vocab = load_vocab("llama-bpe")
     trie = TokenTrie.for_vocab(vocab)
@@ -157,12 +157,11 @@ def test_slices_allowed_wholesale_are_exact(load_vocab, pattern: str) -> None:
         dfa.walk(dfa.start, prefix)
     seen_levels = set()
     sliced = 0
-    allowed_set = set(SLICE_BYTES)
     for state in range(1, min(dfa.n_states, 30)):
         level = levels(state)
         seen_levels.add(level)
         entry = constraint.state_masks(state)
-        sliced += "|slices>" in entry.trie.fingerprint
+        sliced += "|slices" in entry.trie.fingerprint
         result = walk_sparse(trie, dfa, state)
         assert result is not None
         ids, ends = live_tokens(trie, *result)
@@ -171,29 +170,62 @@ def test_slices_allowed_wholesale_are_exact(load_vocab, pattern: str) -> None:
         sample = list(reference)[:: max(1, len(reference) // 300)]
         assert all(entry.end_state(t) == reference[t] for t in sample)
         # soundness of the level itself: every slice token it covers is live
-        bound = (0, *SLICE_BOUNDS, 10**9)[level]
-        covered = [t for t in vocab.text_token_ids.tolist()[::211]
-                   if 0 < len(vocab.tokens[t]) <= bound and set(vocab.tokens[t]) <= allowed_set]
-        assert all(t in reference for t in covered)
+        if level:
+            alphabet, k = divmod(level - 1, 3)
+            bound = (*SLICE_BOUNDS, 10**9)[k]
+            covered = [t for t in vocab.text_token_ids.tolist()[::97]
+                       if 0 < len(vocab.tokens[t]) <= bound
+                       and slice_alphabet_ok(vocab.tokens[t], alphabet)]
+            assert covered and all(t in reference for t in covered)
     if pattern.startswith(('"', "#")):
-        assert 3 in seen_levels  # inside the string / comment every slice is taken wholesale
+        # inside the string / comment every slice is taken wholesale: non-ASCII tokens
+        # too where any character may follow (a bounded or ASCII-only string: the
+        # ASCII slices; the UTF-8 check gives up on a count of characters)
+        unbounded = pattern in (r'"[^"\\]*"', r"#[^\n]*\n")
+        assert (6 if unbounded else 3) in seen_levels
         assert sliced  # and some mask was computed that way
 
 
-def _reference_level(dfa: LazyDFA, q: int, longest: int, max_frontier: int,
-                     max_visits: int) -> int:
-    """The slice check as plain Python over ``step`` (the definition the compiled check
-    must meet): breadth first over state sets per length, a repeated set proves every
-    longer length, a dead string stops at the level proven so far."""
-    from constrained.masks.slices import SLICE_BOUNDS, SLICE_BYTES
+def test_slice_alphabets_match_python_utf8() -> None:
+    """The UTF-8 slice alphabet accepts exactly the well-formed UTF-8 of printable ASCII
+    (no quote, no backslash) and non-ASCII characters, per Python's own decoder."""
+    import random
 
-    frontier, seen, level, visits = {q}, [frozenset({q})], 0, 0
+    from constrained.masks.slices import SLICE_BYTES, slice_alphabet_ok
+
+    rng = random.Random(7)
+    samples = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 5)))
+               for _ in range(50_000)]
+    samples += [chr(cp).encode("utf-8", "surrogatepass") for cp in range(0x70, 0x11000, 7)]
+    samples += [b"\xed\xa0\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\xf0\x90\x80"]
+    for data in samples:
+        try:
+            text = data.decode("utf-8")
+            want = all(ord(ch) >= 0x80 or ord(ch) in SLICE_BYTES for ch in text)
+        except UnicodeDecodeError:
+            want = False
+        assert slice_alphabet_ok(data, 1) == want, data
+        assert slice_alphabet_ok(data, 0) == all(b in SLICE_BYTES for b in data)
+
+
+def _reference_level(dfa: LazyDFA, q: int, longest: int, max_frontier: int,
+                     max_visits: int, alphabet: int) -> int:
+    """The slice check as plain Python over ``step`` (the definition the compiled check
+    must meet): breadth first over sets of (DFA state, alphabet state) pairs per length,
+    a repeated set proves every longer length, a dead string stops at the level proven
+    so far."""
+    from constrained.masks.slices import ALPHABETS, SLICE_BOUNDS
+
+    u_next = ALPHABETS[alphabet]
+    steps = {u: [(b, int(u_next[u, b])) for b in range(256) if u_next[u, b] >= 0]
+             for u in range(u_next.shape[0])}
+    frontier, seen, level, visits = {(q, 0)}, [frozenset({(q, 0)})], 0, 0
     for depth in range(1, longest + 1):
         visits += len(frontier)
         if visits > max_visits:
             return level
-        nxt = {dfa.step(s, b) for s in frontier for b in SLICE_BYTES}
-        if 0 in nxt:
+        nxt = {(dfa.step(s, b), v) for s, u in frontier for b, v in steps[u]}
+        if any(s == 0 for s, _ in nxt):
             return level
         level = {SLICE_BOUNDS[0]: 1, SLICE_BOUNDS[1]: 2}.get(depth, level)
         if frozenset(nxt) in seen:
@@ -205,17 +237,21 @@ def _reference_level(dfa: LazyDFA, q: int, longest: int, max_frontier: int,
     return 3
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(pattern=st.sampled_from([r'"[^"\\]*"', r'"[^"]{0,40}"', r"[ -~]{0,25}x", r"[a-z ]*\.",
                                 r"#[^\n]*\n", r"(ab|[ -~]{3})*", r"[ -~]{12}[ -~]*", r"\d+",
                                 r"([ -~][ -~])*", r"[ -~]{0,9}|[a-z]{40}", r"[ -~]{0,10}",
-                                r"[ -~]{0,30}z?", r"[ -~]{5,31}"]),
+                                r"[ -~]{0,30}z?", r"[ -~]{5,31}", r"[^\x00-\x1f]*",
+                                r"([^\x00-\x7f]|[a-z])*", r"[^\u0800-\uffff]{0,12}",
+                                r"(\u00e9|[ -~])*x", r"[^\U00010000-\U0010ffff]*"]),
        prefix=st.binary(max_size=6), longest=st.integers(1, 48),
-       max_frontier=st.sampled_from([2, 8, 64]), max_visits=st.sampled_from([16, 256]))
+       max_frontier=st.sampled_from([2, 8, 64]), max_visits=st.sampled_from([16, 256]),
+       alphabet=st.sampled_from([0, 1]))
 def test_compiled_slice_check_equals_python_reference(pattern: str, prefix: bytes, longest: int,
-                                                      max_frontier: int, max_visits: int) -> None:
+                                                      max_frontier: int, max_visits: int,
+                                                      alphabet: int) -> None:
     """The compiled slice check (rows computed inside the kernel, on a fresh lazy DFA)
-    gives the level of the Python definition, limits included."""
+    gives the level of the Python definition, limits included, for both alphabets."""
     from constrained.masks import slices
 
     dfa = LazyDFA([parse_regex(pattern)])
@@ -224,11 +260,11 @@ def test_compiled_slice_check_equals_python_reference(pattern: str, prefix: byte
         return
     reference = LazyDFA([parse_regex(pattern)])
     q_ref = reference.walk(reference.start, prefix)
-    want = _reference_level(reference, q_ref, longest, max_frontier, max_visits)
+    want = _reference_level(reference, q_ref, longest, max_frontier, max_visits, alphabet)
     old = slices._MAX_FRONTIER, slices._MAX_VISITS
     slices._MAX_FRONTIER, slices._MAX_VISITS = max_frontier, max_visits
     try:
-        assert slices._level(dfa, q, longest) == want
+        assert slices._level(dfa, q, longest, alphabet) == want
     finally:
         slices._MAX_FRONTIER, slices._MAX_VISITS = old
 

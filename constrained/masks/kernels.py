@@ -219,7 +219,7 @@ def warm_up() -> None:
                   np.zeros(2, dtype=np.uint32), out, out.copy(),
                   np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
-    _slice_of_tokens(byte, depth, ptr, ids, np.ones(256, dtype=np.bool_),
+    _slice_of_tokens(byte, depth, ptr, ids, np.zeros((1, 256), dtype=np.int8),
                      np.array([1], dtype=np.int32), 2)
 
 
@@ -679,17 +679,18 @@ def restrict_preorder(pre: PreorderTrie, keep: np.ndarray, tag: str) -> Preorder
 
 @njit(cache=True, nogil=True)
 def _slice_of_tokens(byte: np.ndarray, depth: np.ndarray, tok_ptr: np.ndarray,
-                     tok_ids: np.ndarray, in_set: np.ndarray, bounds: np.ndarray,
+                     tok_ids: np.ndarray, u_next: np.ndarray, bounds: np.ndarray,
                      n_vocab: int) -> np.ndarray:  # pragma: no cover - compiled
-    """Per token id: 0, or ``k + 1`` when all its bytes are in ``in_set`` and its length is
-    at most ``bounds[k]`` (first such k)."""
+    """Per token id: 0, or ``k + 1`` when it is spelled in the slice alphabet ``u_next``
+    (``[alphabet state, byte]`` -> next state, -1 outside; whole characters: it ends in
+    state 0) and its length is at most ``bounds[k]`` (first such k)."""
     out = np.zeros(n_vocab, np.int8)
-    inside = np.zeros(depth.max() + 1, np.bool_)
-    inside[0] = True
+    ustate = np.zeros(depth.max() + 1, np.int64)
     for i in range(1, byte.shape[0]):
         d = depth[i]
-        inside[d] = inside[d - 1] and in_set[byte[i]]
-        if inside[d]:
+        prev = ustate[d - 1]
+        ustate[d] = -1 if prev < 0 else u_next[prev, byte[i]]
+        if ustate[d] == 0:
             k = 0
             while k < bounds.shape[0] and d > bounds[k]:
                 k += 1
