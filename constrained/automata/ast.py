@@ -155,4 +155,7 @@ def structural_ids(nodes: tuple[Node, ...] | list[Node]) -> list[int]:
         keep.append(node)
         return found
 
-    return [sid(n) for n in nodes]
+    try:
+        return [sid(n) for n in nodes]
+    finally:
+        del sid  # a recursive closure refers to itself: free it without the GC

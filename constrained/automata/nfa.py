@@ -361,6 +361,7 @@ class _Builder:
                 components.append((n, negated))
 
         add(node, False)
+        del add  # a recursive closure refers to itself: free it without the GC
         states, accepting, edges = product_transitions(components, self.limits, self.deadline)
         entries = [self.new(KIND_EPS) for _ in range(states)]
         for q in range(states):

@@ -904,7 +904,13 @@ class SchemaCompiler:
                             max_unrolled=self.options.max_unrolled)
 
         first = prefix[0] if n else rest
-        body = b.seq(first, tail(1)) if (hi is None or hi >= 1) else NOTHING
+        try:
+            body = b.seq(first, tail(1)) if (hi is None or hi >= 1) else NOTHING
+        finally:
+            # a recursive closure is a reference cycle (function -> cell -> function) that
+            # held this compiler and every piece it built until a full collection: over the
+            # MaskBench sample ~150k objects per schema were cyclic garbage
+            del tail
         full = b.seq(lay.open("[", ctx.depth), body, lay.close("]", ctx.depth))
         return b.choice(lay.empty("[]") if lo == 0 else NOTHING, full, hint="array")
 
@@ -1101,7 +1107,10 @@ class SchemaCompiler:
             memo[key] = out
             return out
 
-        return rest(0, 0)
+        try:
+            return rest(0, 0)
+        finally:
+            del rest  # a recursive closure refers to itself: break it (see _array)
 
     def _extras(self, extra: Piece, c: int, lo: int, hi: int | None, sep: Node, grammar_mode: bool) -> Piece:
         b = self.builder

@@ -330,4 +330,7 @@ def strings_except(words: list[str]) -> Node:
             parts.append(concat(literal(chr(c)), build(node[chr(c)])))
         return alt(*parts) if parts else NOTHING
 
-    return build(trie)
+    try:
+        return build(trie)
+    finally:
+        del build  # a recursive closure refers to itself: free it without the GC
