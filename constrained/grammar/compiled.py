@@ -125,6 +125,11 @@ class LexState(NamedTuple):
     n_ignored: int
 
 
+#: ``tuple.__new__(LexState, fields)``: a LexState without the named tuple's Python-level
+#: ``__new__`` (half the cost; fresh states are made per boundary in every cold mask)
+_new_state = tuple.__new__
+
+
 class CompiledGrammar:
     """A :class:`Grammar` lowered to ids: the parser, the lexemes and the lexer modes.
 
@@ -264,7 +269,7 @@ class CompiledGrammar:
         if mode is None:
             mode = self.mode(parser.expected | self.ignore_ids if ignoring else parser.expected)
             self._mode_of_expected[key] = mode  # benign race: same mode either way
-        return LexState(parser, mode, mode.start, False, n_ignored)
+        return _new_state(LexState, (parser, mode, mode.start, False, n_ignored))
 
     # -- stepping ------------------------------------------------------------------------
     def finish(self, state: LexState, q: int) -> LexState | None:
@@ -309,7 +314,7 @@ class CompiledGrammar:
         if mode.dfa is not None:
             q2 = int(mode.dfa.step(state.q, byte))
             if q2 > 0:
-                return LexState(state.parser, mode, q2, True, state.n_ignored)
+                return _new_state(LexState, (state.parser, mode, q2, True, state.n_ignored))
         if not state.in_lexeme:
             return None
         return self._end_then_step(state, mode.accepting(state.q), byte)

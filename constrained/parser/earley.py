@@ -114,7 +114,7 @@ class EarleyParser:
                     raise GrammarSyntaxError(f"nonterminal #{s} has no productions")
         self.nullable = self._nullable()
         self._closure = {n: self._prediction_closure(n) for n in self.by_lhs}
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # never taken twice by one thread
         # kernel -> weak reference to its set; dead entries are swept when the table
         # doubles (a WeakValueDictionary's per-entry callbacks cost ~2 us per new set)
         self._intern: dict[frozenset[Item], weakref.ref[EarleySet]] = {}
@@ -260,7 +260,7 @@ class EarleyParser:
                 own.setdefault(rhs[d], []).append(it)
             elif p == 0:
                 accepting = True
-        by_next = dict(pred.by_next)
+        by_next = pred.by_next.copy()
         for sym, its in own.items():
             shared = by_next.get(sym)
             by_next[sym] = tuple(its) + shared if shared else tuple(its)
@@ -277,7 +277,10 @@ class EarleyParser:
             self._intern[key] = weakref.ref(found)
             if len(self._intern) >= self._sweep_at:
                 self._sweep()
-            self._touch(found)
+            recent = self._recent
+            recent[found.uid] = found  # a new uid: already the most recent
+            if len(recent) > self.limits.keep_recent_sets:
+                recent.popitem(last=False)
         return found
 
     def _sweep(self) -> None:
