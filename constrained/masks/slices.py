@@ -164,8 +164,10 @@ class SliceLevels:
         self._levels: dict[int, int] = {}
 
     def __call__(self, q: int) -> int:
-        """0-6 (see :class:`TokenSlices`): the UTF-8 alphabet's level when it allows all
-        its slices or at least as many as the ASCII one, else the ASCII level. Per
+        """0-6 (see :class:`TokenSlices`): the UTF-8 alphabet's level when it equals the
+        ASCII one (a superset alphabet never reaches further, so it is checked only where
+        the ASCII one passed: most states of a grammar pay one check), else the ASCII
+        level. Per
         alphabet: every string up to the slice's longest length leads from ``q`` to a
         live state. Breadth first over the sets of (state, alphabet state) pairs reached
         at each length; a set seen before means the sequence repeats, so every longer
@@ -174,12 +176,9 @@ class SliceLevels:
         only slower)."""
         hit = self._levels.get(q)
         if hit is None:
-            wide = _level(self._dfa, q, self._longest[1], 1)
-            if wide == 3:
-                hit = 6
-            else:
-                narrow = _level(self._dfa, q, self._longest[0], 0)
-                hit = 3 + wide if wide and wide >= narrow else narrow
+            hit = _level(self._dfa, q, self._longest[0], 0)
+            if hit and _level(self._dfa, q, self._longest[1], 1) == hit:
+                hit += 3
             self._levels[q] = hit
         return hit
 
