@@ -300,13 +300,14 @@ vocab = Vocabulary.from_gguf(sys.argv[1])
 ids = {t: i for i, t in reversed(list(enumerate(vocab.tokens)))}
 TokenTrie.for_vocab(vocab).slices  # the per-vocabulary set-up, which warms the kernels up
 fns = [kernels._lex_walk, kernels._walk, slices._slice_level, rows.expand_row,
-       rows.intern_state]
+       rows.intern_state, kernels._merge, kernels._compressed_layout]
 before = [set(f.signatures) for f in fns]
 schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[a-z]+$"},
           "b": {"type": "array", "items": {"$ref": "#"}}}, "required": ["a"]}
 for c in (GrammarConstraint(lark_to_grammar(grammars.load("json")), vocab),
           GrammarConstraint(lark_to_grammar(grammars.load("arithmetic")), vocab),
-          compile_json_schema(schema, vocab), compile_regex(r"[a-z]+@[a-z]+\.com", vocab)):
+          compile_json_schema(schema, vocab), compile_regex(r"[a-z]+@[a-z]+\.com", vocab),
+          compile_regex(r"[a-z]{0,20}", vocab)):
     m = c.matcher()
     m.mask()
     for ch in '{"a": "x", "b": [1]}':  # a few steps past the first mask, byte tokens

@@ -180,10 +180,12 @@ def warm_up() -> None:
     _order, depth, skip, ptr, ids = _layout(child, end, np.array([1, 2], dtype=np.int32),
                                            np.array([0, 1], dtype=np.int32))
     byte = np.array([0, 97, 98], dtype=np.uint8)
+    bits = np.zeros(3, dtype=np.int32)
+    for a in (byte, depth, skip, bits, ptr, ids):
+        a.setflags(write=False)  # tries are frozen once built (``_frozen``)
     cls = np.zeros(256, dtype=np.int32)
     table = np.zeros((2, 1), dtype=np.int32)
     out = np.empty(3, dtype=np.int32)
-    bits = np.zeros(3, dtype=np.int32)
     _walk(table, cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32), out,
           out.copy(), np.ones(3, dtype=np.int32), 1, 0, 0, None)
     merged = np.full((4, 1), -1, dtype=np.int32)
@@ -192,32 +194,27 @@ def warm_up() -> None:
     count = _merge(byte, depth, cls, merged, rep, comp_of, 1)
     _compressed_layout(merged, rep, comp_of, count, ptr, ids)
     # every variant a mask may call: greedy and split lexing, rows known or computed in
-    # place, a writable trie or a read-only one (tries are frozen once built); a variant
-    # missed here is a ~100 ms cache load inside some constraint's first mask
+    # place, over a frozen trie; a variant missed here is a ~100 ms cache load inside some
+    # constraint's first mask (and one loaded for nothing costs every full collection of
+    # the process ~1.3 ms: ~2.6k objects a variant)
     from ..automata.dfa import LazyDFA
     from ..automata.regex_syntax import parse_regex
 
-    for frozen in (False, True):
-        tr = [a.copy() for a in (byte, depth, skip, bits, ptr, ids)]
-        for a in tr:
-            a.setflags(write=not frozen)
-        t_byte, t_depth, t_skip, t_bits, t_ptr, t_ids = tr
-        for forks in (None, np.zeros((2, 1), dtype=np.int32)):
-            _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), t_byte, t_depth, t_skip, t_bits,
-                      t_ptr, t_ids, np.zeros(0, dtype=np.int32), 1, np.zeros(2, dtype=np.uint32),
-                      out, out.copy(), np.ones(3, dtype=np.int32),
-                      np.array([-1, 1, 3, 0], dtype=np.int64), forks, None)
-        for track in (False, True):
-            dfa = LazyDFA([parse_regex("ab|b")], track_forks=track)
-            dfa.expand(dfa.start)  # the row kernel called from Python (LazyDFA._expand)
-            lex_table, lex_cls, lex_acc, lex_forks = dfa.kernel_view()
-            _lex_walk(lex_table, lex_cls, lex_acc, t_byte, t_depth, t_skip, t_bits, t_ptr, t_ids,
-                      np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
-                      out.copy(), np.ones(3, dtype=np.int32),
-                      np.array([-1, 1, 3, 0], dtype=np.int64), lex_forks, dfa.expand_view())
-            _walk(lex_table, lex_cls, t_byte, t_depth, t_skip, t_bits, t_ptr, t_ids,
-                  np.zeros(2, dtype=np.uint32), out, out.copy(),
-                  np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
+    for forks in (None, np.zeros((2, 1), dtype=np.int32)):
+        _lex_walk(table, cls, np.zeros(2, dtype=np.bool_), byte, depth, skip, bits, ptr, ids,
+                  np.zeros(0, dtype=np.int32), 1, np.zeros(2, dtype=np.uint32), out, out.copy(),
+                  np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64), forks,
+                  None)
+    for track in (False, True):
+        dfa = LazyDFA([parse_regex("ab|b")], track_forks=track)
+        dfa.expand(dfa.start)  # the row kernel called from Python (LazyDFA._expand)
+        lex_table, lex_cls, lex_acc, lex_forks = dfa.kernel_view()
+        _lex_walk(lex_table, lex_cls, lex_acc, byte, depth, skip, bits, ptr, ids,
+                  np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
+                  out.copy(), np.ones(3, dtype=np.int32), np.array([-1, 1, 3, 0], dtype=np.int64),
+                  lex_forks, dfa.expand_view())
+        _walk(lex_table, lex_cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32),
+              out, out.copy(), np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
     _slice_of_tokens(byte, depth, ptr, ids, np.zeros((1, 256), dtype=np.int8),
                      np.array([1], dtype=np.int32), 2)
