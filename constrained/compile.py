@@ -48,6 +48,8 @@ _STATE_CACHE_BYTES = 256 * 1024 * 1024
 # byte-trie nodes visited by a constraint's walks after which the class-compressed trie is
 # built: its cost (~3 ms on Llama-3's trie) in visits of wide walks (7-10 ns each, measured)
 _COMPRESS_AFTER_VISITS = 400_000
+#: byte classes from which a compressed trie is given up past an eighth of the byte trie
+_MANY_CLASSES = 32
 # regexes whose NFA has at most this many states are determinised at compile time when
 # their DFA has at most _EAGER_DFA_STATES states (~10 us per state): masks then never stop
 # to expand rows (measured: a phone-number regex's cold masks 16 -> 8 us mean, compile
@@ -159,9 +161,13 @@ class RegexConstraint(Constraint):
                 if self._byte_visits > _COMPRESS_AFTER_VISITS and self._walk_pre is None:
                     # many classes (letters told apart) barely shrink the trie: past half
                     # its nodes the byte trie is kept (Github_easy o10009, 60 classes: a
-                    # 142 ms mask grew dense tables three times to find that out)
-                    pre_c = compress_preorder(self.trie.preorder, self.dfa.class_of,
-                                              self.trie.preorder.n_nodes // 2)
+                    # 142 ms mask grew dense tables three times to find that out), past
+                    # an eighth with 32 classes or more (MaskBench sample of 500: five
+                    # such tries, all given up after 2-58 ms of one mask; the one that
+                    # compressed had 18 classes and 81k of 274k nodes)
+                    n_nodes = self.trie.preorder.n_nodes
+                    cap = n_nodes // 2 if self.dfa.n_classes < _MANY_CLASSES else n_nodes // 8
+                    pre_c = compress_preorder(self.trie.preorder, self.dfa.class_of, cap)
                     object.__setattr__(self, "_walk_pre", pre_c)
                     if pre_c is None:
                         object.__setattr__(self, "_compressible", False)
