@@ -195,8 +195,7 @@ def warm_up() -> None:
     _compressed_layout(merged, rep, comp_of, count, ptr, ids)
     # every variant a mask may call: greedy and split lexing, rows known or computed in
     # place, over a frozen trie; a variant missed here is a ~100 ms cache load inside some
-    # constraint's first mask (and one loaded for nothing costs every full collection of
-    # the process ~1.3 ms: ~2.6k objects a variant)
+    # constraint's first mask
     from ..automata.dfa import LazyDFA
     from ..automata.regex_syntax import parse_regex
 
@@ -216,8 +215,9 @@ def warm_up() -> None:
         _walk(lex_table, lex_cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32),
               out, out.copy(), np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
-    _slice_of_tokens(byte, depth, ptr, ids, np.zeros((1, 256), dtype=np.int8),
-                     np.array([1], dtype=np.int32), 2)
+    alphabet = np.zeros((1, 256), dtype=np.int8)
+    alphabet.setflags(write=False)  # as the frozen slice alphabets (masks/slices.py)
+    _slice_of_tokens(byte, depth, ptr, ids, alphabet, np.array([1], dtype=np.int32), 2)
 
 
 def preorder_trie(trie: Any) -> PreorderTrie:
