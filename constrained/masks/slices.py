@@ -165,15 +165,14 @@ class SliceLevels:
 
     def __call__(self, q: int) -> int:
         """0-6 (see :class:`TokenSlices`): the UTF-8 alphabet's level when it equals the
-        ASCII one (a superset alphabet never reaches further, so it is checked only where
-        the ASCII one passed: most states of a grammar pay one check), else the ASCII
-        level. Per
-        alphabet: every string up to the slice's longest length leads from ``q`` to a
-        live state. Breadth first over the sets of (state, alphabet state) pairs reached
-        at each length; a set seen before means the sequence repeats, so every longer
-        length is alive too. Past ``_MAX_FRONTIER`` pairs in one set or ``_MAX_VISITS``
-        in all the check answers the level proven so far (walking a slice is exact,
-        only slower)."""
+        ASCII one, else the ASCII level. The UTF-8 check runs only where the ASCII one
+        passed (a superset alphabet dies no later), so most states of a grammar pay one
+        check; either level alone is sound. Per alphabet: every string up to the slice's
+        longest length leads from ``q`` to a live state. Breadth first over the sets of
+        (state, alphabet state) pairs reached at each length; a set seen before means the
+        sequence repeats, so every longer length is alive too. Past ``_MAX_FRONTIER``
+        pairs in one set or ``_MAX_VISITS`` in all the check answers the level proven so
+        far (walking a slice is exact, only slower)."""
         hit = self._levels.get(q)
         if hit is None:
             hit = _level(self._dfa, q, self._longest[0], 0)
