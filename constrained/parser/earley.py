@@ -288,10 +288,7 @@ class EarleyParser:
             self._intern[key] = weakref.ref(found)
             if len(self._intern) >= self._sweep_at:
                 self._sweep()
-            recent = self._recent
-            recent[found.uid] = found  # a new uid: already the most recent
-            if len(recent) > self.limits.keep_recent_sets:
-                recent.popitem(last=False)
+            self._touch(found)
         return found
 
     def _sweep(self) -> None:
