@@ -300,7 +300,7 @@ vocab = Vocabulary.from_gguf(sys.argv[1])
 ids = {t: i for i, t in reversed(list(enumerate(vocab.tokens)))}
 TokenTrie.for_vocab(vocab).slices  # the per-vocabulary set-up, which warms the kernels up
 fns = [kernels._lex_walk, kernels._walk, slices._slice_level, rows.expand_row,
-       rows.intern_state, kernels._merge, kernels._compressed_layout]
+       rows.intern_state, rows.rehash, kernels._merge, kernels._compressed_layout]
 before = [set(f.signatures) for f in fns]
 schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[a-z]+$"},
           "b": {"type": "array", "items": {"$ref": "#"}}}, "required": ["a"]}
@@ -314,6 +314,15 @@ for c in (GrammarConstraint(lark_to_grammar(grammars.load("json")), vocab),
         if not m.try_advance(ids[ch.encode()]):
             break
         m.mask()
+# more lexemes than one shared lexer takes (a growing lexer; its refined byte classes
+# were F-ordered) and enough DFA states to grow the state hash table
+big = {"type": "object", "properties": {f"k{i}": {"type": "string", "pattern": f"^v{i}[a-z]*$"}
+                                        for i in range(300)}}
+m = compile_json_schema(big, vocab).matcher()
+m.mask()
+for ch in '{"k1":"v1abc","k7":"v7x","k250":"v250':
+    assert m.try_advance(ids[ch.encode()]), ch
+    m.mask()
 print(json.dumps([sorted(str(s) for s in set(f.signatures) - b)
                   for f, b in zip(fns, before)]))
 """

@@ -692,7 +692,10 @@ class GrowingNFA:
         key = np.concatenate([old_class_of.astype("<i4").view(np.uint8).reshape(256, 4),
                               np.packbits(rows.T, axis=1)], axis=1)
         class_of, class_bytes, first_idx = _partition(np.ascontiguousarray(key))
-        self._classes = (class_of, class_bytes, self._label_bits[:n_new][:, first_idx])
+        # C order, as in _byte_classes (fancy indexing of columns gives Fortran order,
+        # and an F-ordered label table made numba load other row-kernel variants mid-mask)
+        self._classes = (class_of, class_bytes,
+                         np.ascontiguousarray(self._label_bits[:n_new][:, first_idx]))
         self._classed_labels = n_new
         return self._classes
 

@@ -207,6 +207,8 @@ def warm_up() -> None:
     for track in (False, True):
         dfa = LazyDFA([parse_regex("ab|b")], track_forks=track)
         dfa.expand(dfa.start)  # the row kernel called from Python (LazyDFA._expand)
+        if not track:  # the state hash table's growth (LazyDFA._reserve)
+            dfa._reserve(len(dfa._ht), 0)
         lex_table, lex_cls, lex_acc, lex_forks = dfa.kernel_view()
         _lex_walk(lex_table, lex_cls, lex_acc, byte, depth, skip, bits, ptr, ids,
                   np.zeros(0, dtype=np.int32), dfa.start, np.zeros(2, dtype=np.uint32), out,
