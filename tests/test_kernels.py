@@ -15,6 +15,8 @@ from constrained.automata import parse_regex
 from constrained.automata.dfa import LazyDFA
 from constrained.masks import TokenTrie, bitmask_words
 from constrained.masks.kernels import (
+    bucket_nodes,
+    distinct_sorted,
     MAX_COMPRESS_CLASSES,
     compress_preorder,
     end_state,
@@ -286,6 +288,26 @@ def test_nodes_ending_several_tokens_set_every_bit() -> None:
     assert _allowed(words, vocab.logit_width) == {0, 1, 2, 3, 4, 5, 6}
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(-3, 12)), max_size=80),
+       st.lists(st.integers(-1, 4), min_size=16, max_size=16))
+def test_bucket_nodes_matches_numpy_grouping(ends: list[tuple[int, int]],
+                                             groups: list[int]) -> None:
+    """Grouping a walk's end nodes by their state's group: the distinct states are
+    numpy's ``unique``; each bucket holds exactly the nodes of that group, ascending."""
+    nodes = np.array([n for n, _ in ends], dtype=np.int32)
+    keys = np.array([k for _, k in ends], dtype=np.int32)
+    states = distinct_sorted(keys)
+    assert states.tolist() == np.unique(keys).tolist()
+    group_of = np.array([groups[q % 16] for q in states.tolist()], dtype=np.int64)
+    n_groups = max(groups) + 1
+    out, bounds = bucket_nodes(nodes, keys, states, group_of, n_groups)
+    for g in range(n_groups):
+        want = sorted(n for n, k in ends if groups[k % 16] == g)
+        assert out[bounds[g]:bounds[g + 1]].tolist() == want
+    assert bounds[-1] == out.size == sum(1 for _, k in ends if groups[k % 16] >= 0)
+
+
 _FIRST_MASK_SCRIPT = r"""
 import json, sys
 from constrained import compile_json_schema, compile_regex
@@ -300,7 +322,8 @@ vocab = Vocabulary.from_gguf(sys.argv[1])
 ids = {t: i for i, t in reversed(list(enumerate(vocab.tokens)))}
 TokenTrie.for_vocab(vocab).slices  # the per-vocabulary set-up, which warms the kernels up
 fns = [kernels._lex_walk, kernels._walk, slices._slice_level, rows.expand_row,
-       rows.intern_state, rows.rehash, kernels._merge, kernels._compressed_layout]
+       rows.intern_state, rows.rehash, kernels.distinct_sorted, kernels.bucket_nodes,
+       kernels._merge, kernels._compressed_layout]
 before = [set(f.signatures) for f in fns]
 schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[a-z]+$"},
           "b": {"type": "array", "items": {"$ref": "#"}}}, "required": ["a"]}

@@ -23,7 +23,7 @@ from typing import cast
 import numpy as np
 
 from ..errors import ConstraintTooComplex
-from ..masks.kernels import PreorderTrie, lexer_walk_nodes
+from ..masks.kernels import PreorderTrie, bucket_nodes, distinct_sorted, lexer_walk_nodes
 from .compiled import FINISH_MEMO, CompiledGrammar, LexerMode, LexState
 
 # A node group ending a lexeme: (lexeme ids accepted, its nodes ascending, the nodes'
@@ -41,8 +41,6 @@ _Round = dict[tuple[object, object, int], tuple[LexState, list[Group]]]
 #: cached lexer walks kept per grammar before the cache is reset
 MAX_WALKS = 50_000
 _MISSING = object()
-#: walks ending at most this many nodes group them in plain Python (no numpy overhead)
-_SMALL_GROUPING = 32
 #: walks whose tokens fill at most this many bitmask words keep them sparse
 _SPARSE_WORDS = 64
 
@@ -171,63 +169,39 @@ def _group_ends(trie: PreorderTrie, mode: LexerMode, dn: np.ndarray, df: np.ndar
                 not_followed_by: dict[int, frozenset[int]] | None) -> list[Group]:
     """Ending nodes ``dn`` grouped by the set of lexemes accepted in their
     state ``df``: many DFA states (every keyword prefix of NAME) finish the same lexemes,
-    so the parser is asked once per set. One ``unique`` over the states and one stable
-    sort by group (a ``split`` per distinct state cost ~3 us each, ms per walk on
-    arithmetic). Lexemes with a lookahead rule end only before bytes they allow: their
-    nodes are split by their byte (the first byte of what follows)."""
-    if dn.size <= _SMALL_GROUPING:
-        return _group_ends_small(trie, mode, dn, df, not_followed_by)
-    states, inverse = np.unique(df, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    by_acc: dict[frozenset[int], list[np.ndarray]] = {}
+    so the parser is asked once per set. Two compiled calls (the distinct states, then
+    the nodes bucketed by group, ascending) around one Python pass over the distinct
+    states: numpy's ``unique``/``argsort``/``searchsorted``/``sort`` took ~18 us a walk,
+    and walks end after every lexeme boundary. Lexemes with a lookahead rule end only
+    before bytes they allow: their nodes are split by their byte (the first byte of
+    what follows)."""
+    states = distinct_sorted(df)
     gid: dict[frozenset[int], int] = {}
-    gid_of_state = np.empty(len(states), dtype=np.intp)
+    split: dict[frozenset[int], list[np.ndarray]] = {}
+    group_of = np.empty(len(states), dtype=np.int64)
     for k, q in enumerate(states.tolist()):
         acc = mode.accepting(q)
         if not_followed_by and any(i in not_followed_by for i in acc):
-            gid_of_state[k] = -1  # split by byte below
-            nodes = dn[inverse == k]
+            group_of[k] = -1  # split by byte here
+            nodes = dn[df == q]
             node_bytes = trie.byte[nodes]
             for b in np.unique(node_bytes).tolist():
                 allowed = frozenset(i for i in acc if b not in not_followed_by.get(i, ()))
                 if allowed:
-                    by_acc.setdefault(allowed, []).append(nodes[node_bytes == b])
-            continue
-        gid_of_state[k] = gid.setdefault(acc, len(gid))
-    g = gid_of_state[inverse]
-    order = np.argsort(g, kind="stable")
-    bounds = np.searchsorted(g[order], np.arange(-1, len(gid) + 1))
-    ordered = dn[order]
+                    split.setdefault(allowed, []).append(nodes[node_bytes == b])
+        else:
+            group_of[k] = gid.setdefault(acc, len(gid)) if acc else -1
+    bucketed, bounds = bucket_nodes(dn, df, states, group_of, len(gid))
+    groups: list[Group] = []
     for acc, k in gid.items():
-        by_acc.setdefault(acc, []).append(ordered[bounds[k + 1] : bounds[k + 2]])
-    # ascending within a group (entries of a node group may nest, so ``dn`` need not be)
-    groups: list[Group] = []
-    for acc, parts in by_acc.items():
-        if acc:
-            nodes = np.sort(parts[0] if len(parts) == 1 else np.concatenate(parts))
-            groups.append((acc, nodes, nodes.tobytes()))
-    return groups
-
-
-def _group_ends_small(trie: PreorderTrie, mode: LexerMode, dn: np.ndarray, df: np.ndarray,
-                      not_followed_by: dict[int, frozenset[int]] | None) -> list[Group]:
-    """:func:`_group_ends` for a few ending nodes, in plain Python: walks entered from a
-    narrow node group (the tokens of a long run like ``------``, one parser level per
-    lexeme) end a handful of nodes, where numpy's per-call overhead was ~20 us a walk."""
-    by_acc: dict[frozenset[int], list[int]] = {}
-    node_bytes = trie.byte[dn].tolist() if not_followed_by else None
-    for k, (node, q) in enumerate(zip(dn.tolist(), df.tolist())):
-        acc = mode.accepting(q)
-        if node_bytes is not None and not_followed_by and any(i in not_followed_by for i in acc):
-            b = node_bytes[k]
-            acc = frozenset(i for i in acc if b not in not_followed_by.get(i, ()))
-        if acc:
-            by_acc.setdefault(acc, []).append(node)
-    groups: list[Group] = []
-    for acc, nodes in by_acc.items():
-        nodes.sort()
-        arr = np.array(nodes, dtype=dn.dtype)
-        groups.append((acc, arr, arr.tobytes()))
+        nodes = bucketed[bounds[k]:bounds[k + 1]]
+        extra = split.pop(acc, None)
+        if extra is not None:
+            nodes = np.sort(np.concatenate([nodes, *extra]))
+        groups.append((acc, nodes, nodes.tobytes()))
+    for acc, parts in split.items():
+        nodes = np.sort(np.concatenate(parts))
+        groups.append((acc, nodes, nodes.tobytes()))
     return groups
 
 

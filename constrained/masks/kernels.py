@@ -27,8 +27,8 @@ from numba import njit
 
 from ..automata.rows import expand_row
 
-__all__ = ["PreorderTrie", "compress_preorder", "end_state", "lexer_walk_nodes", "preorder_trie",
-           "restrict_preorder", "walk_tokens", "warm_up"]
+__all__ = ["PreorderTrie", "bucket_nodes", "compress_preorder", "distinct_sorted", "end_state",
+           "lexer_walk_nodes", "preorder_trie", "restrict_preorder", "walk_tokens", "warm_up"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,6 +217,9 @@ def warm_up() -> None:
         _walk(lex_table, lex_cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32),
               out, out.copy(), np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
+    ends = np.array([2, 1], dtype=np.int32)  # a lexer walk's (end nodes, end states)
+    states = distinct_sorted(ends)
+    bucket_nodes(ends, ends, states, np.zeros(len(states), dtype=np.int64), 1)
     alphabet = np.zeros((1, 256), dtype=np.int8)
     alphabet.setflags(write=False)  # as the frozen slice alphabets (masks/slices.py)
     _slice_of_tokens(byte, depth, ptr, ids, alphabet, np.array([1], dtype=np.int32), 2)
@@ -578,6 +581,53 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
     with dfa_lock(dfa):
         return _lex_walk_locked(pre, dfa, start, buf, words, ents, end_nodes, end_from, stack,
                                 cur, cap)
+
+
+@njit(cache=True, nogil=True)
+def distinct_sorted(values: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The distinct values of an int32 array, ascending (``np.unique`` in one call: a
+    lexer walk's end states are grouped after every walk, where numpy's per-call
+    overhead was most of the ~18 us it took)."""
+    srt = np.sort(values)
+    out = np.empty_like(srt)
+    n = 0
+    for i in range(srt.shape[0]):
+        if n == 0 or srt[i] != out[n - 1]:
+            out[n] = srt[i]
+            n += 1
+    return out[:n]
+
+
+@njit(cache=True, nogil=True)
+def bucket_nodes(nodes: np.ndarray, keys: np.ndarray, distinct: np.ndarray, group_of: np.ndarray,
+                 n_groups: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """``nodes`` bucketed by group, each bucket ascending: node ``i`` belongs to group
+    ``group_of[j]`` where ``distinct[j] == keys[i]`` (``distinct`` ascending; a negative
+    group drops the node). Returns (the nodes bucket after bucket, bucket bounds
+    ``int64[n_groups + 1]``)."""
+    bounds = np.zeros(n_groups + 1, np.int64)
+    group = np.empty(nodes.shape[0], np.int64)
+    for i in range(nodes.shape[0]):
+        g = group_of[np.searchsorted(distinct, keys[i])]
+        group[i] = g
+        if g >= 0:
+            bounds[g + 1] += 1
+    for g in range(n_groups):
+        bounds[g + 1] += bounds[g]
+    out = np.empty(bounds[n_groups], nodes.dtype)
+    pos = bounds[:n_groups].copy()
+    for i in range(nodes.shape[0]):
+        g = group[i]
+        if g >= 0:
+            out[pos[g]] = nodes[i]
+            pos[g] += 1
+    for g in range(n_groups):  # walks end nodes in preorder, so a bucket is mostly sorted
+        a, b = bounds[g], bounds[g + 1]
+        for j in range(a + 1, b):
+            if out[j] < out[j - 1]:
+                out[a:b] = np.sort(out[a:b])
+                break
+    return out, bounds
 
 
 def _lex_walk_locked(pre: PreorderTrie, dfa: Any, start: int, buf: np.ndarray,

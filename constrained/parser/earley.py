@@ -113,6 +113,10 @@ class EarleyParser:
                 if s >= n_lexemes and s not in self.by_lhs:
                     raise GrammarSyntaxError(f"nonterminal #{s} has no productions")
         self.nullable = self._nullable()
+        # the symbol after the dot of each (production, dot), -1 when complete: the
+        # one-item kernels most scans produce are classified with one lookup
+        self._after: list[tuple[int, ...]] = [rhs + (-1,) for _, rhs in self.productions]
+        self._no_prediction = _Predicted({}, 0, frozenset())
         self._closure = {n: self._prediction_closure(n) for n in self.by_lhs}
         self._lock = threading.Lock()  # never taken twice by one thread
         # kernel -> weak reference to its set; dead entries are swept when the table
@@ -213,13 +217,21 @@ class EarleyParser:
                 self._pred_cache[nts] = found
         return found
 
-    def _build(self, kernel: Iterable[Item]) -> EarleySet | None:
+    def _build(self, kernel: list[Item]) -> EarleySet | None:
         """Close ``kernel`` under complete (and nullable advance), add the predictions, intern.
 
         Only the *kernel* (items with explicit origins) is processed per set: everything
         predicted depends on the predicted nonterminals alone, so it is one shared
         :class:`_Predicted` per nonterminal set, and a set is interned by its kernel.
         """
+        if len(kernel) == 1:
+            # most scans advance one item to before a symbol that is not nullable (97% of
+            # the sets of a cold C pass): nothing to close, the set is that item and what
+            # its symbol predicts
+            it = kernel[0]
+            sym = self._after[it[0]][it[1]]
+            if sym >= 0 and sym not in self.nullable:
+                return self._single(it, sym)
         prods = self.productions
         n_lex = self.n_lexemes
         nullable = self.nullable
@@ -277,6 +289,37 @@ class EarleyParser:
             by_next[sym] = tuple(its) + shared if shared else tuple(its)
         own_lexemes = [k for k in own if k < n_lex]
         expected = pred.expected.union(own_lexemes) if own_lexemes else pred.expected
+        return self._publish(key, by_next, expected, accepting)
+
+    def _single(self, it: Item, sym: int) -> EarleySet:
+        """:meth:`_build` of the one item ``it`` whose dot stands before ``sym``, a lexeme
+        or a nonterminal that is not nullable (the set is the item plus predictions)."""
+        key = frozenset((it,))
+        ref = self._intern.get(key)
+        found = ref() if ref is not None else None
+        if found is not None:
+            with self._lock:
+                self._touch(found)
+            return found
+        if sym >= self.n_lexemes:
+            pred = self._predicted_from(frozenset((sym,)))
+            if 1 + pred.n_items > self.limits.max_items_per_set:
+                raise ConstraintTooComplex(
+                    f"Earley set exceeds {self.limits.max_items_per_set} items "
+                    "(ParserLimits.max_items_per_set)")
+            expected = pred.expected
+        else:
+            pred = self._no_prediction
+            expected = frozenset((sym,))
+        by_next = pred.by_next.copy()
+        shared = by_next.get(sym)
+        by_next[sym] = (it,) + shared if shared else (it,)
+        return self._publish(key, by_next, expected, False)
+
+    def _publish(self, key: frozenset[Item], by_next: dict[int, tuple[Item, ...]],
+                 expected: frozenset[int], accepting: bool) -> EarleySet:
+        """The interned set of kernel ``key``: a new one from these parts, unless another
+        thread published it first."""
         with self._lock:
             ref = self._intern.get(key)
             found = ref() if ref is not None else None
