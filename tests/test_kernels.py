@@ -15,10 +15,10 @@ from constrained.automata import parse_regex
 from constrained.automata.dfa import LazyDFA
 from constrained.masks import TokenTrie, bitmask_words
 from constrained.masks.kernels import (
-    bucket_nodes,
-    distinct_sorted,
     MAX_COMPRESS_CLASSES,
+    bucket_nodes,
     compress_preorder,
+    distinct_sorted,
     end_state,
     preorder_trie,
     walk_tokens,

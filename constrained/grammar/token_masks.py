@@ -23,7 +23,12 @@ from typing import cast
 import numpy as np
 
 from ..errors import ConstraintTooComplex
-from ..masks.kernels import PreorderTrie, bucket_nodes, distinct_sorted, lexer_walk_nodes
+from ..masks.kernels import (
+    PreorderTrie,
+    bucket_nodes,
+    distinct_sorted,
+    lexer_walk_nodes,
+)
 from .compiled import FINISH_MEMO, CompiledGrammar, LexerMode, LexState
 
 # A node group ending a lexeme: (lexeme ids accepted, its nodes ascending, the nodes'

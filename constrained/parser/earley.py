@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -217,7 +217,7 @@ class EarleyParser:
                 self._pred_cache[nts] = found
         return found
 
-    def _build(self, kernel: list[Item]) -> EarleySet | None:
+    def _build(self, kernel: Sequence[Item]) -> EarleySet | None:
         """Close ``kernel`` under complete (and nullable advance), add the predictions, intern.
 
         Only the *kernel* (items with explicit origins) is processed per set: everything
