@@ -20,6 +20,7 @@ from constrained.masks.kernels import (
     compress_preorder,
     distinct_sorted,
     end_state,
+    nonzero_words,
     preorder_trie,
     walk_tokens,
 )
@@ -289,6 +290,15 @@ def test_nodes_ending_several_tokens_set_every_bit() -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=200), st.integers(0, 10))
+def test_nonzero_words_matches_flatnonzero(values: list[int], limit: int) -> None:
+    """The first ``limit + 1`` non-zero word indices, all of them when there are fewer."""
+    words = np.array(values, dtype=np.uint32)
+    want = np.flatnonzero(words)[:limit + 1]
+    assert nonzero_words(words, limit).tolist() == want.tolist()
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(-3, 12)), max_size=80),
        st.lists(st.integers(-1, 4), min_size=16, max_size=16))
 def test_bucket_nodes_matches_numpy_grouping(ends: list[tuple[int, int]],
@@ -323,6 +333,7 @@ ids = {t: i for i, t in reversed(list(enumerate(vocab.tokens)))}
 TokenTrie.for_vocab(vocab).slices  # the per-vocabulary set-up, which warms the kernels up
 fns = [kernels._lex_walk, kernels._walk, slices._slice_level, rows.expand_row,
        rows.intern_state, rows.rehash, kernels.distinct_sorted, kernels.bucket_nodes,
+       kernels.nonzero_words,
        kernels._merge, kernels._compressed_layout]
 before = [set(f.signatures) for f in fns]
 schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[a-z]+$"},

@@ -28,6 +28,7 @@ from ..masks.kernels import (
     bucket_nodes,
     distinct_sorted,
     lexer_walk_nodes,
+    nonzero_words,
 )
 from .compiled import FINISH_MEMO, CompiledGrammar, LexerMode, LexState
 
@@ -152,7 +153,7 @@ def lexer_walk(trie: PreorderTrie, mode: LexerMode, key: tuple[object, ...], q: 
     assert dfa is not None
     words, dn, df = lexer_walk_nodes(trie, dfa, q, entry, mode.start)
     live_words: Live = None
-    nz = np.flatnonzero(words)
+    nz = nonzero_words(words, _SPARSE_WORDS)
     if nz.size > _SPARSE_WORDS:
         live_words = words.view(np.int32)
         live_words.setflags(write=False)

@@ -28,7 +28,8 @@ from numba import njit
 from ..automata.rows import expand_row
 
 __all__ = ["PreorderTrie", "bucket_nodes", "compress_preorder", "distinct_sorted", "end_state",
-           "lexer_walk_nodes", "preorder_trie", "restrict_preorder", "walk_tokens", "warm_up"]
+           "lexer_walk_nodes", "nonzero_words", "preorder_trie", "restrict_preorder",
+           "walk_tokens", "warm_up"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,6 +218,7 @@ def warm_up() -> None:
         _walk(lex_table, lex_cls, byte, depth, skip, bits, ptr, ids, np.zeros(2, dtype=np.uint32),
               out, out.copy(), np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
+    nonzero_words(np.zeros(2, dtype=np.uint32), 64)  # a lexer walk's token words
     ends = np.array([2, 1], dtype=np.int32)  # a lexer walk's (end nodes, end states)
     states = distinct_sorted(ends)
     bucket_nodes(ends, ends, states, np.zeros(len(states), dtype=np.int64), 1)
@@ -581,6 +583,22 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
     with dfa_lock(dfa):
         return _lex_walk_locked(pre, dfa, start, buf, words, ents, end_nodes, end_from, stack,
                                 cur, cap)
+
+
+@njit(cache=True, nogil=True)
+def nonzero_words(words: np.ndarray, limit: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Indices of the non-zero words of a bitmask, ascending; past ``limit`` of them it
+    stops and returns the first ``limit + 1`` (the caller keeps such a mask dense).
+    ``np.flatnonzero`` took ~8 us on Llama-3's 4,008 words, after every lexer walk."""
+    out = np.empty(min(limit, words.shape[0]) + 1, np.int64)
+    n = 0
+    for i in range(words.shape[0]):
+        if words[i] != 0:
+            out[n] = i
+            n += 1
+            if n > limit:
+                break
+    return out[:n]
 
 
 @njit(cache=True, nogil=True)
