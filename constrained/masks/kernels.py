@@ -619,7 +619,7 @@ def distinct_sorted(values: np.ndarray) -> np.ndarray:  # pragma: no cover - com
 @njit(cache=True, nogil=True)
 def bucket_nodes(nodes: np.ndarray, keys: np.ndarray, distinct: np.ndarray, group_of: np.ndarray,
                  n_groups: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """``nodes`` bucketed by group, each bucket ascending: node ``i`` belongs to group
+    """int32 ``nodes`` bucketed by group, each bucket ascending: node ``i`` belongs to group
     ``group_of[j]`` where ``distinct[j] == keys[i]`` (``distinct`` ascending; a negative
     group drops the node). Returns (the nodes bucket after bucket, bucket bounds
     ``int64[n_groups + 1]``)."""
@@ -632,7 +632,7 @@ def bucket_nodes(nodes: np.ndarray, keys: np.ndarray, distinct: np.ndarray, grou
             bounds[g + 1] += 1
     for g in range(n_groups):
         bounds[g + 1] += bounds[g]
-    out = np.empty(bounds[n_groups], nodes.dtype)
+    out = np.empty(bounds[n_groups], np.int32)  # a dtype taken from an array is unpickled per call
     pos = bounds[:n_groups].copy()
     for i in range(nodes.shape[0]):
         g = group[i]
