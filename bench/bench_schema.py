@@ -206,13 +206,19 @@ def main() -> None:
         print(json.dumps(run_engine(args.worker, args.vocab, args.start, args.chunk, args.n)))
         return
     results: dict[str, dict[str, Any]] = {}
+    engines: list[tuple[str, str]] = []
     for eng in args.engines.split(","):
         py = sys.executable if eng == "ours" else str(PEERS_PY)
         if not Path(py).exists():
             print(f"[{eng}] skipped: {py} missing (run bench/peers/setup.sh)", file=sys.stderr)
             continue
-        merged: dict[str, Any] = {}
-        for start in range(0, args.n, args.chunk):
+        engines.append((eng, py))
+        results[eng] = {}
+    # engines alternate chunk by chunk, so a machine that slows down for a few minutes
+    # (shared hosts do) slows every engine alike instead of whichever ran then
+    for start in range(0, args.n, args.chunk):
+        for eng, py in engines:
+            merged = results[eng]
             try:
                 proc = subprocess.run([py, __file__, "--worker", eng, "--vocab", args.vocab, "--n", str(args.n),
                                        "--start", str(start), "--chunk", str(args.chunk)],
@@ -224,7 +230,6 @@ def main() -> None:
                 for row in stratified_sample(args.n)[start:start + args.chunk]:
                     merged.setdefault(row["id"], {"category": row["category"], "error": "worker failed/timeout"})
             print(f"[{eng}] {min(start + args.chunk, args.n)}/{args.n}", file=sys.stderr)
-        results[eng] = merged
     summary: dict[str, Any] = {}
     header = (f"{'engine':<14} {'compiled':>9} {'ttfm p50':>9} {'p99':>9} | {'mask mean':>9} {'p50':>7} "
               f"{'p99':>8} {'max':>9} | {'valid ok':>9} {'invalid acc':>11}")
