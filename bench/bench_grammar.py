@@ -11,8 +11,8 @@ fills a bitmask (timed) and advances; EOS must be allowed at the end. Cold pass 
 pass over a freshly compiled grammar; warm = the same inputs again; each case is run
 ``--repeat`` times from a fresh compile and the per-step minimum kept (filters scheduler
 noise on a shared machine; every repetition stays cold). The measuring loop is
-bench_regex.py's (shared), run in a subprocess per engine (peers in bench/.venv-peers,
-created by bench/peers/setup.sh).
+bench_regex.py's (shared), run in a subprocess per case and engine, the engines
+alternating case by case (peers in bench/.venv-peers, created by bench/peers/setup.sh).
 """
 from __future__ import annotations
 
@@ -148,21 +148,31 @@ def main() -> None:
         print(json.dumps(br.run_engine(args.worker, args.vocab, cases, args.repeat)))
         return
     all_res: dict[str, Any] = {}
+    engines: list[tuple[str, str]] = []
     for eng in args.engines.split(","):
         py = sys.executable if eng == "ours" else args.peers_python
         if not Path(py).exists():
             print(f"[{eng}] skipped: {py} missing (run bench/peers/setup.sh)", file=sys.stderr)
             continue
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        proc = subprocess.run([py, __file__, "--worker", eng, "--vocab", args.vocab,
-                               "--cases", args.cases, "--repeat", str(args.repeat)],
-                              capture_output=True, text=True, env=env,
-                              cwd=str(REPO), check=False)
-        if proc.returncode != 0:
-            print(f"[{eng}] failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-            continue
-        all_res[eng] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"[{eng}] done (setup {all_res[eng]['setup_s']:.2f} s)", file=sys.stderr)
+        engines.append((eng, py))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # one worker per (case, engine), engines alternating case by case: a machine that
+    # slows down for a minute (shared hosts do) then slows every engine's run of a case
+    # alike, instead of all the cases of whichever engine ran during it
+    for name in cases:
+        for eng, py in engines:
+            proc = subprocess.run([py, __file__, "--worker", eng, "--vocab", args.vocab,
+                                   "--cases", name, "--repeat", str(args.repeat)],
+                                  capture_output=True, text=True, env=env,
+                                  cwd=str(REPO), check=False)
+            if proc.returncode != 0:
+                print(f"[{eng}] {name} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            merged = all_res.setdefault(eng, {**got, "cases": {}})
+            merged["setup_s"] = min(merged["setup_s"], got["setup_s"])
+            merged["cases"].update(got["cases"])
+            print(f"[{eng}] {name} done (setup {got['setup_s']:.2f} s)", file=sys.stderr)
 
     header = (f"{'case':<8} {'engine':<11} {'ttfm ms':>8} | {'cold mean':>9} {'p50':>7} "
               f"{'p99':>8} {'max':>8} | {'warm mean':>9} {'p50':>6} {'p99':>7} {'max':>7} | "
