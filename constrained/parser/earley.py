@@ -264,16 +264,11 @@ class EarleyParser:
         if not items:
             return None
         key = frozenset(items)
-        ref = self._intern.get(key)
-        found = ref() if ref is not None else None
+        found = self._lookup(key)
         if found is not None:
-            with self._lock:
-                self._touch(found)
             return found
         pred = self._predicted_from(frozenset(seeds))
-        if len(items) + pred.n_items > limit:
-            raise ConstraintTooComplex(
-                f"Earley set exceeds {limit} items (ParserLimits.max_items_per_set)")
+        self._check_size(len(items) + pred.n_items)
         own: dict[int, list[Item]] = {}
         accepting = False
         for it in items:
@@ -295,18 +290,12 @@ class EarleyParser:
         """:meth:`_build` of the one item ``it`` whose dot stands before ``sym``, a lexeme
         or a nonterminal that is not nullable (the set is the item plus predictions)."""
         key = frozenset((it,))
-        ref = self._intern.get(key)
-        found = ref() if ref is not None else None
+        found = self._lookup(key)
         if found is not None:
-            with self._lock:
-                self._touch(found)
             return found
         if sym >= self.n_lexemes:
             pred = self._predicted_from(frozenset((sym,)))
-            if 1 + pred.n_items > self.limits.max_items_per_set:
-                raise ConstraintTooComplex(
-                    f"Earley set exceeds {self.limits.max_items_per_set} items "
-                    "(ParserLimits.max_items_per_set)")
+            self._check_size(1 + pred.n_items)
             expected = pred.expected
         else:
             pred = self._no_prediction
@@ -315,6 +304,21 @@ class EarleyParser:
         shared = by_next.get(sym)
         by_next[sym] = (it,) + shared if shared else (it,)
         return self._publish(key, by_next, expected, False)
+
+    def _lookup(self, key: frozenset[Item]) -> EarleySet | None:
+        """The live interned set of kernel ``key`` (kept among the recent ones), or None."""
+        ref = self._intern.get(key)
+        found = ref() if ref is not None else None
+        if found is not None:
+            with self._lock:
+                self._touch(found)
+        return found
+
+    def _check_size(self, n_items: int) -> None:
+        limit = self.limits.max_items_per_set
+        if n_items > limit:
+            raise ConstraintTooComplex(
+                f"Earley set exceeds {limit} items (ParserLimits.max_items_per_set)")
 
     def _publish(self, key: frozenset[Item], by_next: dict[int, tuple[Item, ...]],
                  expected: frozenset[int], accepting: bool) -> EarleySet:
