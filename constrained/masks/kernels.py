@@ -632,7 +632,7 @@ def bucket_nodes(nodes: np.ndarray, keys: np.ndarray, distinct: np.ndarray, grou
             bounds[g + 1] += 1
     for g in range(n_groups):
         bounds[g + 1] += bounds[g]
-    out = np.empty(bounds[n_groups], np.int32)  # a dtype taken from an array is unpickled per call
+    out = np.empty(bounds[n_groups], np.int32)  # walks give int32 node ids
     pos = bounds[:n_groups].copy()
     for i in range(nodes.shape[0]):
         g = group[i]

@@ -116,7 +116,6 @@ class EarleyParser:
         # the symbol after the dot of each (production, dot), -1 when complete: the
         # one-item kernels most scans produce are classified with one lookup
         self._after: list[tuple[int, ...]] = [rhs + (-1,) for _, rhs in self.productions]
-        self._no_prediction = _Predicted({}, 0, frozenset())
         self._closure = {n: self._prediction_closure(n) for n in self.by_lhs}
         self._lock = threading.Lock()  # never taken twice by one thread
         # kernel -> weak reference to its set; dead entries are swept when the table
@@ -293,17 +292,14 @@ class EarleyParser:
         found = self._lookup(key)
         if found is not None:
             return found
-        if sym >= self.n_lexemes:
-            pred = self._predicted_from(frozenset((sym,)))
-            self._check_size(1 + pred.n_items)
-            expected = pred.expected
-        else:
-            pred = self._no_prediction
-            expected = frozenset((sym,))
+        if sym < self.n_lexemes:  # a lexeme: nothing predicted
+            return self._publish(key, {sym: (it,)}, frozenset((sym,)), False)
+        pred = self._predicted_from(frozenset((sym,)))
+        self._check_size(1 + pred.n_items)
         by_next = pred.by_next.copy()
         shared = by_next.get(sym)
         by_next[sym] = (it,) + shared if shared else (it,)
-        return self._publish(key, by_next, expected, False)
+        return self._publish(key, by_next, pred.expected, False)
 
     def _lookup(self, key: frozenset[Item]) -> EarleySet | None:
         """The live interned set of kernel ``key`` (kept among the recent ones), or None."""
@@ -315,6 +311,7 @@ class EarleyParser:
         return found
 
     def _check_size(self, n_items: int) -> None:
+        """Raise ``ConstraintTooComplex`` for a set of more than the item limit."""
         limit = self.limits.max_items_per_set
         if n_items > limit:
             raise ConstraintTooComplex(
