@@ -63,7 +63,7 @@ class LexerMode:
     def __init__(self, ids: tuple[int, ...], shared: LazyDFA | None,
                  dfa_ids: tuple[int, ...], members: Sequence[tuple[int, ...]],
                  limits: Limits | None, accepting: dict[int, frozenset[int]],
-                 walks: dict[tuple[str, object], object],
+                 walks: dict[tuple[object, ...], object],
                  lexeme_nfa: Callable[[int], NFA], track_forks: bool = False) -> None:
         self.ids = ids
         self._members = members
@@ -72,7 +72,7 @@ class LexerMode:
         if not ids:
             self.dfa, self.start, self._to_dfa = None, 0, None
             self._accepting: dict[int, frozenset[int]] = {}
-            self.walks: dict[tuple[str, object], object] = {}
+            self.walks: dict[tuple[object, ...], object] = {}
         elif shared is not None:
             self.dfa = shared
             self.start = shared.start_for(frozenset(dfa_ids))
@@ -206,7 +206,7 @@ class CompiledGrammar:
                                          track_forks=self.all_lexings)
             self._growing = True
         self._accepting: dict[int, frozenset[int]] = {}
-        self._walks: dict[tuple[str, object], object] = {}
+        self._walks: dict[tuple[object, ...], object] = {}
         self._modes: dict[frozenset[int], LexerMode] = {}
         self._mode_of_expected: dict[tuple[frozenset[int], bool], LexerMode] = {}
         self._lexeme_nfas: dict[int, NFA] = {}

@@ -18,8 +18,6 @@ inside a JSON string is computed once per grammar). See docs/grammars.md for mea
 """
 from __future__ import annotations
 
-from typing import cast
-
 import numpy as np
 
 from ..errors import ConstraintTooComplex
@@ -69,7 +67,7 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
     nfb = cg.not_followed_by or None
     fp = trie.fingerprint
     sparse: list[tuple[np.ndarray, np.ndarray]] = []  # sparse live parts, OR-ed at the end
-    live, groups = lexer_walk(trie, state.mode, ("root", state.q), state.q, None, nfb)
+    live, groups = lexer_walk(trie, state.mode, (fp, state.q), state.q, None, nfb)
     if live is not None:
         if isinstance(live, tuple):
             sparse.append(live)
@@ -93,8 +91,8 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
                 name = nodes.tobytes()
             # a node group is named by its content: the same nodes entered in the same
             # mode give the same walk whatever path led there (shared across masks)
-            key = ("entry", mode.start, name)
-            walk = mode.walks.get((fp, key))
+            key = (fp, mode.start, name)
+            walk = mode.walks.get(key)
             if walk is None:
                 walk = lexer_walk(trie, mode, key, ctx.q, nodes, nfb)
             live, groups = walk  # type: ignore[misc]
@@ -122,12 +120,13 @@ def _spread(cg: CompiledGrammar, ctx: LexState, groups: list[Group], into: _Roun
     n_ignored = ctx.n_ignored
     for group in groups:
         # CompiledGrammar.finish_lexemes' memo, looked up inline
-        hit = cache.get((FINISH_MEMO, group[0], n_ignored), _MISSING)
-        nxt = (cg.finish_lexemes(ctx, group[0]) if hit is _MISSING
-               else cast("LexState | None", hit))
-        if nxt is None or nxt.mode.dfa is None:
+        nxt: LexState | None = cache.get((FINISH_MEMO, group[0], n_ignored), _MISSING)  # type: ignore[assignment]
+        if nxt is _MISSING:
+            nxt = cg.finish_lexemes(ctx, group[0])
+        if nxt is None or nxt[1].dfa is None:
             continue
-        sig = (nxt.parser, nxt.mode, nxt.n_ignored)
+        # (parser, mode, n_ignored) by index: a LexState's named fields are properties
+        sig = (nxt[0], nxt[1], nxt[4])
         entry = into.get(sig)
         if entry is None:
             into[sig] = (nxt, [group])
@@ -140,13 +139,14 @@ def lexer_walk(trie: PreorderTrie, mode: LexerMode, key: tuple[object, ...], q: 
                not_followed_by: dict[int, frozenset[int]] | None = None) -> Walk:
     """The parser-independent walk of ``mode``'s DFA over part of the trie (cached).
 
-    ``entry is None``: from the root in DFA state ``q``. Otherwise ``entry`` are nodes
-    whose byte starts a new lexeme (from ``mode.start``); ``key`` names that node group
-    (its content, so equal keys mean equal groups). The walk itself is one compiled
+    ``entry is None``: from the root in DFA state ``q``, cached as ``key`` =
+    ``(trie.fingerprint, q)``. Otherwise ``entry`` are nodes whose byte starts a new
+    lexeme (from ``mode.start``), cached as ``key`` = ``(trie.fingerprint, mode.start,
+    the nodes' bytes)``: a node group is named by its content, so equal keys mean equal
+    groups (the lengths tell the two kinds apart). The walk itself is one compiled
     depth-first pass (``masks.kernels.lexer_walk_nodes``).
     """
-    cache_key = (trie.fingerprint, key)
-    found = mode.walks.get(cache_key)
+    found = mode.walks.get(key)
     if found is not None:
         return found  # type: ignore[return-value]
     dfa = mode.dfa
@@ -167,7 +167,7 @@ def lexer_walk(trie: PreorderTrie, mode: LexerMode, key: tuple[object, ...], q: 
     result: Walk = (live_words, groups)
     if len(mode.walks) >= MAX_WALKS:
         mode.walks.clear()  # bounded memory: start over rather than grow without limit
-    mode.walks[cache_key] = result
+    mode.walks[key] = result
     return result
 
 
