@@ -87,7 +87,7 @@ def allowed_token_words(cg: CompiledGrammar, trie: PreorderTrie, state: LexState
             if len(parts) == 1:
                 nodes, name = parts[0][1], parts[0][2]
             else:
-                nodes = np.unique(np.concatenate([g[1] for g in parts]))
+                nodes = distinct_sorted(np.concatenate([g[1] for g in parts]))
                 name = nodes.tobytes()
             # a node group is named by its content: the same nodes entered in the same
             # mode give the same walk whatever path led there (shared across masks)
