@@ -19,6 +19,7 @@ import numpy as np
 from .automata.ast import Node, alt, literal
 from .automata.dfa import TableDFA
 from .errors import CompileError
+from .gcpause import collector_paused
 from .masks.bitmask import bitmask_words
 from .masks.kernels import (
     MAX_COMPRESS_CLASSES,
@@ -293,7 +294,8 @@ def compile_regex(pattern: str, vocab: Vocabulary, flags: int = 0,
     def build() -> RegexConstraint:
         from .automata.regex_syntax import parse_regex
 
-        return RegexConstraint(parse_regex(pattern, flags), vocab, limits, source=pattern)
+        with collector_paused():  # a burst of short-lived objects (gcpause.py)
+            return RegexConstraint(parse_regex(pattern, flags), vocab, limits, source=pattern)
 
     key = ("regex", pattern, int(flags), vocab.fingerprint, _limits_key(limits))
     return _CACHE.get_or_build(key, build)
@@ -304,7 +306,11 @@ def compile_regex_node(node: Node, vocab: Vocabulary, limits: Any = None) -> Reg
     if not isinstance(vocab, Vocabulary):
         raise CompileError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
     key = ("node", node, vocab.fingerprint, _limits_key(limits))
-    return _CACHE.get_or_build(key, lambda: RegexConstraint(node, vocab, limits))
+    def build() -> RegexConstraint:
+        with collector_paused():
+            return RegexConstraint(node, vocab, limits)
+
+    return _CACHE.get_or_build(key, build)
 
 
 def compile_choice(choices: Sequence[str | bytes], vocab: Vocabulary,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..automata import Limits
+from ..gcpause import collector_paused
 from ..parser.earley import ParserLimits
 from ..vocab import Vocabulary
 from .constraint import GrammarConstraint, GrammarMatcher, compile_grammar
@@ -39,14 +40,16 @@ def compile_lark(text: str, vocab: Vocabulary, start: str = "start", *,
                  parser_limits: ParserLimits | None = None, **options: Any) -> GrammarConstraint:
     """Compile a Lark grammar. ``options`` are Lark options (tree-shaping ones are ignored);
     ``ignore_max_bytes`` / ``max_ignore`` bound ``%ignore`` content (None = unbounded)."""
-    g = lark_to_grammar(text, start, ignore_max_bytes=ignore_max_bytes, max_ignore=max_ignore,
-                        import_paths=import_paths, **options)
-    return GrammarConstraint(g, vocab, dfa_limits=dfa_limits, parser_limits=parser_limits)
+    with collector_paused():  # a burst of short-lived objects (gcpause.py)
+        g = lark_to_grammar(text, start, ignore_max_bytes=ignore_max_bytes,
+                            max_ignore=max_ignore, import_paths=import_paths, **options)
+        return GrammarConstraint(g, vocab, dfa_limits=dfa_limits, parser_limits=parser_limits)
 
 
 def compile_gbnf(text: str, vocab: Vocabulary, start: str = "root", *,
                  dfa_limits: Limits | None = None,
                  parser_limits: ParserLimits | None = None) -> GrammarConstraint:
     """Compile a llama.cpp GBNF grammar (root rule ``start``)."""
-    return GrammarConstraint(gbnf_to_grammar(text, start), vocab, dfa_limits=dfa_limits,
-                             parser_limits=parser_limits)
+    with collector_paused():
+        return GrammarConstraint(gbnf_to_grammar(text, start), vocab, dfa_limits=dfa_limits,
+                                 parser_limits=parser_limits)

@@ -125,6 +125,8 @@ class EarleyParser:
         self._recent: OrderedDict[int, EarleySet] = OrderedDict()
         self._pred_cache: dict[frozenset[int], _Predicted] = {}
         self._pred_by_seeds: dict[frozenset[int], _Predicted] = {}
+        self._one: dict[int, tuple[dict[int, tuple[Item, ...]], tuple[Item, ...],
+                                   frozenset[int]]] = {}
         self._uid = 0
         self.initial = self._build([(0, 0, None)])
         assert self.initial is not None
@@ -287,19 +289,40 @@ class EarleyParser:
 
     def _single(self, it: Item, sym: int) -> EarleySet:
         """:meth:`_build` of the one item ``it`` whose dot stands before ``sym``, a lexeme
-        or a nonterminal that is not nullable (the set is the item plus predictions)."""
+        or a nonterminal that is not nullable (the set is the item plus predictions).
+
+        Most new sets of a cold mask come here (~4 us each before; the intern lookup is
+        inlined and the per-symbol part is one cached tuple, so a set costs its dict
+        copy, its object and its intern entry)."""
         key = frozenset((it,))
-        found = self._lookup(key)
-        if found is not None:
-            return found
+        ref = self._intern.get(key)
+        if ref is not None:
+            found = ref()
+            if found is not None:
+                with self._lock:
+                    self._touch(found)
+                return found
+        base = self._one.get(sym)
+        if base is None:
+            base = self._one_base(sym)
+        by_next = base[0].copy()
+        by_next[sym] = (it,) + base[1]
+        return self._publish(key, by_next, base[2], False)
+
+    def _one_base(self, sym: int) -> tuple[dict[int, tuple[Item, ...]], tuple[Item, ...],
+                                           frozenset[int]]:
+        """What every one-item set before ``sym`` shares (cached per symbol): the
+        predicted items by next symbol, those before ``sym`` itself, the expected
+        lexemes. Checks the set size limit once per symbol."""
         if sym < self.n_lexemes:  # a lexeme: nothing predicted
-            return self._publish(key, {sym: (it,)}, frozenset((sym,)), False)
-        pred = self._predicted_from(frozenset((sym,)))
-        self._check_size(1 + pred.n_items)
-        by_next = pred.by_next.copy()
-        shared = by_next.get(sym)
-        by_next[sym] = (it,) + shared if shared else (it,)
-        return self._publish(key, by_next, pred.expected, False)
+            base: tuple[dict[int, tuple[Item, ...]], tuple[Item, ...], frozenset[int]] = (
+                {}, (), frozenset((sym,)))
+        else:
+            pred = self._predicted_from(frozenset((sym,)))
+            self._check_size(1 + pred.n_items)
+            base = (pred.by_next, pred.by_next.get(sym, ()), pred.expected)
+        self._one[sym] = base  # one entry per grammar symbol; benign race
+        return base
 
     def _lookup(self, key: frozenset[Item]) -> EarleySet | None:
         """The live interned set of kernel ``key`` (kept among the recent ones), or None."""
@@ -332,7 +355,10 @@ class EarleyParser:
             self._intern[key] = weakref.ref(found)
             if len(self._intern) >= self._sweep_at:
                 self._sweep()
-            self._touch(found)
+            recent = self._recent
+            recent[self._uid] = found  # a new uid goes to the end: no move_to_end
+            if len(recent) > self.limits.keep_recent_sets:
+                recent.popitem(last=False)
         return found
 
     def _sweep(self) -> None:

@@ -21,6 +21,7 @@ from ..errors import (
     SchemaError,
     SchemaUnsatisfiable,
 )
+from ..gcpause import collector_paused
 from ..grammar.ir import Grammar
 from .compiler import SchemaCompiler
 from .options import SchemaOptions
@@ -124,9 +125,6 @@ def compile_json_schema(schema: object, vocab: Any, **options: Any) -> Any:
     Options (``SchemaOptions``): whitespace="flexible"|"compact", max_whitespace, indent,
     additional_properties (False is the default for pydantic models), lenient, digit bounds.
     """
-    from ..compile import RegexConstraint
-    from ..grammar import compile_grammar
-
     doc, from_model = load_schema(schema)
     opts = _options(schema, from_model, options)
     try:
@@ -136,6 +134,17 @@ def compile_json_schema(schema: object, vocab: Any, **options: Any) -> Any:
     hit = _CACHE.get(key)
     if hit is not None:
         return hit
+    with collector_paused():  # a burst of short-lived objects (gcpause.py)
+        constraint = _compile(doc, opts, from_model, vocab)
+    _CACHE.put(key, constraint)
+    return constraint
+
+
+def _compile(doc: Any, opts: SchemaOptions, from_model: bool, vocab: Any) -> Any:
+    """The uncached part of :func:`compile_json_schema`."""
+    from ..compile import RegexConstraint
+    from ..grammar import compile_grammar
+
     compiler = SchemaCompiler(doc, opts, from_model)
     piece = _root_piece(compiler)
     constraint: Any = None
@@ -150,7 +159,6 @@ def compile_json_schema(schema: object, vocab: Any, **options: Any) -> Any:
         # no lexer exploration at compile time: a document visits few of a schema
         # lexer's states, and the time to first mask budget is 5 ms (docs/grammars.md)
         constraint = compile_grammar(compiler.grammar(piece), vocab, explore_lexer=False)
-    _CACHE.put(key, constraint)
     return constraint
 
 
