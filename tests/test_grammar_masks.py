@@ -76,9 +76,11 @@ def test_masks_equal_token_by_token_advance(name: str, grammar: str, text: str,
     wants: list[np.ndarray] = []  # the exhaustive masks, computed on the first pass
     special = list(vocab.special_token_ids)  # type: ignore[attr-defined]
     n_text = len(vocab.tokens)  # type: ignore[attr-defined]
-    # dense live words everywhere / sparse live words everywhere
-    for small in (0, 10**9):
+    # dense live words everywhere / sparse live words everywhere; small entry walks in
+    # plain Python / every walk compiled
+    for small, tiny in ((0, 2), (10**9, 2), (10**9, 0)):
         monkeypatch.setattr(tm, "_SPARSE_WORDS", small)
+        monkeypatch.setattr(tm, "_TINY_ENTRIES", tiny)
         c = GrammarConstraint(lark_to_grammar(grammar), vocab)  # type: ignore[arg-type]
         m = c.matcher()
         for step, tid in enumerate(toks):
@@ -89,10 +91,63 @@ def test_masks_equal_token_by_token_advance(name: str, grammar: str, text: str,
             mask[special] = want[special] = False
             bad = np.flatnonzero(mask != want)
             assert bad.size == 0, (
-                f"{name} step {step} small={small}: mask wrong for "
+                f"{name} step {step} small={small} tiny={tiny}: mask wrong for "
                 f"{[vocab.tokens[i] for i in bad[:5]]}")  # type: ignore[attr-defined]
             m.advance(tid)
         assert m.mask()[vocab.eos_token_ids[0]], f"{name}: EOS refused at the end"  # type: ignore[attr-defined]
+
+
+def _walk_summary(trie: object, walk: tm.Walk, n_words: int) -> tuple[set[int], set[object]]:
+    """(token ids a walk keeps alive, its groups as (lexemes, nodes)) in a comparable form."""
+    live, groups = walk
+    words = np.zeros(n_words, dtype=np.int32)
+    if isinstance(live, tuple):
+        np.bitwise_or.at(words, live[0], live[1])
+    elif live is not None:
+        words |= live
+    bits = np.unpackbits(words.view(np.uint8), bitorder="little")
+    return set(np.flatnonzero(bits).tolist()), {(g[0], tuple(g[1].tolist())) for g in groups}
+
+
+@pytest.mark.parametrize("name,grammar,text", CASES, ids=[c[0] for c in CASES])
+def test_tiny_python_walks_equal_the_compiled_walk(name: str, grammar: str, text: str,
+                                                   load_vocab: Callable[[str], object]) -> None:
+    """The plain-Python entry walk gives exactly the compiled walk's result (live tokens,
+    ending groups) for one or two entry nodes in every lexer mode a teacher-forced
+    input reaches; it declines (None) only past its visit budget or an unknown row."""
+    import random
+
+    vocab = load_vocab("gpt-2")
+    c = GrammarConstraint(lark_to_grammar(grammar), vocab)  # type: ignore[arg-type]
+    trie = c.walk_trie()
+    nfb = c.compiled.not_followed_by or None
+    n_words = (trie.node_of_token.size + 31) // 32
+    m = c.matcher()
+    state = m.state
+    modes = {state[0].mode}
+    for byte in text.encode():
+        c.allowed_words(state[0])  # computes the rows the walks below read
+        state = m._advance_bytes(state, bytes([byte]))  # type: ignore[assignment]
+        assert state is not None
+        modes.add(state[0].mode)
+    rng = random.Random(len(text))
+    shallow = np.flatnonzero(trie.depth <= 3)
+    taken = compared = 0
+    for mode in modes:
+        if mode.dfa is None:
+            continue
+        for _ in range(300):
+            entry = np.unique(rng.sample(shallow.tolist(), rng.choice((1, 2)))).astype(np.int32)
+            tiny = tm._tiny_walk(trie, mode, entry, nfb)
+            words, dn, df = tm.lexer_walk_nodes(trie, mode.dfa, mode.start, entry, mode.start)
+            nz = tm.nonzero_words(words, 10**9)
+            full: tm.Walk = ((nz, words[nz].view(np.int32)) if nz.size else None,
+                             tm._group_ends(trie, mode, dn, df, nfb) if dn.size else [])
+            compared += 1
+            if tiny is not None:
+                taken += 1
+                assert _walk_summary(trie, tiny, n_words) == _walk_summary(trie, full, n_words)
+    assert taken > compared // 4, (taken, compared)  # the comparison is not vacuous
 
 
 def test_duplicate_regexes_share_a_dfa_lexeme_and_agree_with_lark() -> None:

@@ -290,6 +290,23 @@ def test_nodes_ending_several_tokens_set_every_bit() -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(-2**31, 2**31 - 1)), max_size=120))
+def test_or_words_at_matches_ufunc_at(pairs: list[tuple[int, int]]) -> None:
+    """The sparse OR of walk words equals ``np.bitwise_or.at`` (repeated indices too)."""
+    from constrained.masks.kernels import or_words_at
+
+    rng = np.random.default_rng(len(pairs))
+    start = rng.integers(-2**31, 2**31 - 1, size=41, dtype=np.int64).astype(np.int32)
+    idx = np.array([i for i, _ in pairs], dtype=np.int64)
+    vals = np.array([v for _, v in pairs], dtype=np.int32)
+    want = start.copy()
+    np.bitwise_or.at(want, idx, vals)
+    got = start.copy()
+    or_words_at(got, idx, vals)
+    assert got.tolist() == want.tolist()
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 3), max_size=200), st.integers(0, 10))
 def test_nonzero_words_matches_flatnonzero(values: list[int], limit: int) -> None:
     """The first ``limit + 1`` non-zero word indices, all of them when there are fewer."""
@@ -333,7 +350,7 @@ ids = {t: i for i, t in reversed(list(enumerate(vocab.tokens)))}
 TokenTrie.for_vocab(vocab).slices  # the per-vocabulary set-up, which warms the kernels up
 fns = [kernels._lex_walk, kernels._walk, slices._slice_level, rows.expand_row,
        rows.intern_state, rows.rehash, kernels.distinct_sorted, kernels.bucket_nodes,
-       kernels.nonzero_words,
+       kernels.nonzero_words, kernels.or_words_at,
        kernels._merge, kernels._compressed_layout]
 before = [set(f.signatures) for f in fns]
 schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^[a-z]+$"},

@@ -219,6 +219,8 @@ def warm_up() -> None:
               out, out.copy(), np.full(3, dfa.start, dtype=np.int32), 1, 0, 0, dfa.expand_view())
     _restrict(depth, skip, ptr, ids, np.ones(2, dtype=np.bool_))
     nonzero_words(np.zeros(2, dtype=np.uint32), 64)  # a lexer walk's token words
+    or_words_at(np.zeros(2, dtype=np.int32), np.zeros(1, dtype=np.int64),  # sparse live parts
+                np.ones(1, dtype=np.int32))
     ends = np.array([2, 1], dtype=np.int32)  # a lexer walk's (end nodes, end states)
     states = distinct_sorted(ends)
     bucket_nodes(ends, ends, states, np.zeros(len(states), dtype=np.int64), 1)
@@ -583,6 +585,15 @@ def lexer_walk_nodes(pre: PreorderTrie, dfa: Any, q: int, entries: np.ndarray | 
     with dfa_lock(dfa):
         return _lex_walk_locked(pre, dfa, start, buf, words, ents, end_nodes, end_from, stack,
                                 cur, cap)
+
+
+@njit(cache=True, nogil=True)
+def or_words_at(words: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``words[idx[i]] |= vals[i]`` for every i, indices may repeat (``np.bitwise_or.at``
+    in one compiled loop: a cold grammar mask ORs the sparse live parts of its walks at
+    the end, and ``ufunc.at`` took ~8 us for a hundred words)."""
+    for i in range(idx.shape[0]):
+        words[idx[i]] |= vals[i]
 
 
 @njit(cache=True, nogil=True)

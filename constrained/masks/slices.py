@@ -199,6 +199,15 @@ def _level(dfa: Any, q: int, longest: int, alphabet: int) -> int:
             dfa.expand(-int(got) - 1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _frontier_hash(values: np.ndarray) -> int:  # pragma: no cover - compiled
+    """An order-dependent hash of a sorted frontier (equal frontiers, equal hashes)."""
+    h = values.shape[0]
+    for x in values:
+        h = h * 1000003 + x
+    return h  # type: ignore[no-any-return]
+
+
 @njit(cache=True, nogil=True)
 def _slice_level(q: int, longest: int, bound1: int, bound2: int, u_next: np.ndarray,
                  class_of: np.ndarray, table: np.ndarray, ex: Any, max_frontier: int,
@@ -229,17 +238,21 @@ def _slice_level(q: int, longest: int, bound1: int, bound2: int, u_next: np.ndar
         widest = max(widest, n_step[u])
     hist = np.empty(max_visits + 2 * max_frontier + 2, np.int64)  # frontiers seen, flat
     hptr = np.zeros(longest + 2, np.int64)
+    hkey = np.zeros(longest + 2, np.int64)  # a hash of each frontier seen
     hist[0] = q * n_u
     hptr[1] = 1
+    hkey[0] = _frontier_hash(hist[0:1])
     n_hist = 1
     frontier = hist[0:1].copy()
+    # the next frontier, deduplicated in place (one buffer per call: np.unique allocated
+    # twice per length, and a bounded string's check runs to the longest token, 128)
+    nxt = np.empty(max(max_frontier, 1) * widest + widest, np.int64)
     level = 0
     visits = 0
     for depth in range(1, longest + 1):
         visits += frontier.shape[0]
         if visits > max_visits:
             return level
-        nxt = np.empty(frontier.shape[0] * widest, np.int64)
         n = 0
         for x in frontier:
             s = x // n_u
@@ -252,26 +265,38 @@ def _slice_level(q: int, longest: int, bound1: int, bound2: int, u_next: np.ndar
                     return level
                 nxt[n] = t * n_u + step_u[u, j]
                 n += 1
-        nxt = np.unique(nxt[:n])
+        if n > 1:
+            nxt[:n].sort()
+            m = 1
+            for x in range(1, n):
+                if nxt[x] != nxt[m - 1]:
+                    nxt[m] = nxt[x]
+                    m += 1
+            n = m
         if depth == bound1:
             level = 1
         elif depth == bound2:
             level = 2
+        # a frontier seen before: the sequence repeats (compared in full only where the
+        # length and hash agree; comparing every earlier frontier was quadratic in the
+        # depth, most of a bounded string's check)
+        key = _frontier_hash(nxt[:n])
         for h in range(n_hist):
             a, b = hptr[h], hptr[h + 1]
-            if b - a == nxt.shape[0]:
+            if hkey[h] == key and b - a == n:
                 same = True
-                for x in range(nxt.shape[0]):
+                for x in range(n):
                     if hist[a + x] != nxt[x]:
                         same = False
                         break
                 if same:
                     return 3
-        if nxt.shape[0] > max_frontier:
+        if n > max_frontier:
             return level
         end = hptr[n_hist]
-        hist[end:end + nxt.shape[0]] = nxt
+        hist[end:end + n] = nxt[:n]
+        hkey[n_hist] = key
         n_hist += 1
-        hptr[n_hist] = end + nxt.shape[0]
-        frontier = nxt
+        hptr[n_hist] = end + n
+        frontier = hist[end:end + n]
     return 3  # alive for every length up to the longest slice token
