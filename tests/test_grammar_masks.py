@@ -8,6 +8,7 @@ teacher-forced input, with the fast paths forced on everywhere and off everywher
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -109,8 +110,26 @@ def _walk_summary(trie: object, walk: tm.Walk, n_words: int) -> tuple[set[int], 
     return set(np.flatnonzero(bits).tolist()), {(g[0], tuple(g[1].tolist())) for g in groups}
 
 
-@pytest.mark.parametrize("name,grammar,text", CASES, ids=[c[0] for c in CASES])
-def test_tiny_python_walks_equal_the_compiled_walk(name: str, grammar: str, text: str,
+# a recursive schema compiles to a grammar that keeps every lexing (lexer forks)
+SCHEMA = {"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 12}, "tag": {"enum": ["a-b", "ab", "a"]},
+    "n": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#"}}},
+    "required": ["name"]}
+# every lexing kept: after ``ab`` the lexeme AB may end while ABCD goes on (a lexer fork)
+FORKS = """
+start: (AB | ABCD | CD | X)+
+AB: "ab"
+ABCD: "abcd"
+CD: "c" "d"?
+X: /[a-z]/
+"""
+WALK_CASES = [*CASES, ("schema", SCHEMA, '{"name": "x-1", "tag": "ab", "n": -12, "kids": []}'),
+              ("forks", FORKS, "abcdabcabab")]
+
+
+@pytest.mark.parametrize("name,grammar,text", WALK_CASES, ids=[c[0] for c in WALK_CASES])
+def test_tiny_python_walks_equal_the_compiled_walk(name: str, grammar: str | dict[str, object],
+                                                   text: str,
                                                    load_vocab: Callable[[str], object]) -> None:
     """The plain-Python entry walk gives exactly the compiled walk's result (live tokens,
     ending groups) for one or two entry nodes in every lexer mode a teacher-forced
@@ -118,36 +137,60 @@ def test_tiny_python_walks_equal_the_compiled_walk(name: str, grammar: str, text
     import random
 
     vocab = load_vocab("gpt-2")
-    c = GrammarConstraint(lark_to_grammar(grammar), vocab)  # type: ignore[arg-type]
+    if isinstance(grammar, dict):
+        from constrained.schema import compile_json_schema
+
+        c = compile_json_schema(grammar, vocab)
+        assert isinstance(c, GrammarConstraint) and c.compiled.all_lexings
+    else:
+        g = lark_to_grammar(grammar)
+        if name == "forks":
+            g = dataclasses.replace(g, lexing="all")
+        c = GrammarConstraint(g, vocab)  # type: ignore[arg-type]
     trie = c.walk_trie()
     nfb = c.compiled.not_followed_by or None
     n_words = (trie.node_of_token.size + 31) // 32
+    # the entry walks the masks of a teacher-forced input ask for, plus random ones
+    asked: list[tuple[object, np.ndarray]] = []
+    real_walk = tm.lexer_walk
+
+    def record(trie_: object, mode: object, key: object, q: int, entry: object,
+               nfb_: object = None) -> object:
+        if entry is not None:
+            asked.append((mode, entry))
+        return real_walk(trie_, mode, key, q, entry, nfb_)  # type: ignore[arg-type]
+
     m = c.matcher()
     state = m.state
-    modes = {state[0].mode}
-    for byte in text.encode():
-        c.allowed_words(state[0])  # computes the rows the walks below read
-        state = m._advance_bytes(state, bytes([byte]))  # type: ignore[assignment]
-        assert state is not None
-        modes.add(state[0].mode)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tm, "lexer_walk", record)
+        patch.setattr(tm, "_TINY_ENTRIES", 0)
+        for byte in text.encode():
+            c.allowed_words(state[0])
+            state = m._advance_bytes(state, bytes([byte]))  # type: ignore[assignment]
+            assert state is not None
     rng = random.Random(len(text))
-    shallow = np.flatnonzero(trie.depth <= 3)
-    taken = compared = 0
-    for mode in modes:
-        if mode.dfa is None:
+    shallow = np.flatnonzero(trie.depth <= 3).tolist()
+    modes = list({id(mode): mode for mode, _ in asked}.values())
+    asked += [(rng.choice(modes), np.unique(rng.sample(shallow, rng.choice((1, 2)))).astype(np.int32))
+              for _ in range(500)]
+    taken = compared = forks = 0
+    for mode, entry in asked:
+        if entry.shape[0] > 2:
             continue
-        for _ in range(300):
-            entry = np.unique(rng.sample(shallow.tolist(), rng.choice((1, 2)))).astype(np.int32)
-            tiny = tm._tiny_walk(trie, mode, entry, nfb)
-            words, dn, df = tm.lexer_walk_nodes(trie, mode.dfa, mode.start, entry, mode.start)
-            nz = tm.nonzero_words(words, 10**9)
-            full: tm.Walk = ((nz, words[nz].view(np.int32)) if nz.size else None,
-                             tm._group_ends(trie, mode, dn, df, nfb) if dn.size else [])
-            compared += 1
-            if tiny is not None:
-                taken += 1
-                assert _walk_summary(trie, tiny, n_words) == _walk_summary(trie, full, n_words)
+        tiny = tm._tiny_walk(trie, mode, entry, nfb)
+        words, dn, df = tm.lexer_walk_nodes(trie, mode.dfa, mode.start, entry, mode.start)
+        nz = tm.nonzero_words(words, 10**9)
+        full: tm.Walk = ((nz, words[nz].view(np.int32)) if nz.size else None,
+                         tm._group_ends(trie, mode, dn, df, nfb) if dn.size else [])
+        compared += 1
+        if tiny is not None:
+            taken += 1
+            forks += int((df < 0).any())
+            assert _walk_summary(trie, tiny, n_words) == _walk_summary(trie, full, n_words)
     assert taken > compared // 4, (taken, compared)  # the comparison is not vacuous
+    if name == "forks":
+        assert forks > 0  # walks that pass a lexer fork are among them
 
 
 def test_duplicate_regexes_share_a_dfa_lexeme_and_agree_with_lark() -> None:

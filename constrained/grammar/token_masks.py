@@ -198,8 +198,8 @@ def _tiny_walk(trie: PreorderTrie, mode: LexerMode, entry: np.ndarray,
     cold arithmetic pass keep at most four tokens and lexeme ends together. On such
     walks that keep tokens and end lexemes, the compiled walk with its grouping took a
     median 14.7 us (allocations, dispatch, three kernel calls), this 5.4 us. Same result
-    as the compiled walk (``tests/test_grammar_masks.py`` holds the two equal); split
-    lexing (fork tracking) always takes the compiled walk."""
+    as the compiled walk, forks of split lexing included (``tests/test_grammar_masks.py``
+    holds the two equal)."""
     dfa = mode.dfa
     assert dfa is not None
     byte, depth, skip, tok_bit = trie.byte, trie.depth, trie.skip, trie.tok_bit
@@ -208,8 +208,6 @@ def _tiny_walk(trie: PreorderTrie, mode: LexerMode, entry: np.ndarray,
     visits = 0
     with dfa_lock(dfa):  # rows are read as the compiled walk reads them
         table, class_of, accepting, forks = dfa.kernel_view()
-        if forks is not None:
-            return None
         start = mode.start
         for e in entry.tolist():
             t = table.item(start, class_of.item(byte.item(e)))
@@ -233,8 +231,11 @@ def _tiny_walk(trie: PreorderTrie, mode: LexerMode, entry: np.ndarray,
                 i += 1
                 while i < stop:  # the next live node of the subtree
                     s = stack[depth.item(i) - 1]
-                    t = table.item(s, class_of.item(byte.item(i)))
+                    c = class_of.item(byte.item(i))
+                    t = table.item(s, c)
                     if t > 0:
+                        if forks is not None and accepting.item(s) and forks.item(s, c) > 0:
+                            ends.append((i, -forks.item(s, c)))  # a lexeme may end here too
                         stack[depth.item(i)] = t
                         break
                     if t < 0:
