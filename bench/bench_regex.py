@@ -337,7 +337,10 @@ def run_engine(engine_name: str, vocab_name: str, case_names: list[str], repeat:
             for pass_name in ("cold", "warm"):
                 mask = np.min([r[pass_name][0] for r in runs], axis=0).tolist()
                 adv = np.min([r[pass_name][1] for r in runs], axis=0).tolist()
-                res[pass_name] = {"mask": _stats(mask), "advance": _stats(adv)}
+                # per-step minima kept raw too: drivers that run a worker more than once
+                # (bench_grammar.py --rounds) take the minimum across workers
+                res[pass_name] = {"mask": _stats(mask), "advance": _stats(adv),
+                                  "mask_steps": mask, "advance_steps": adv}
             errors = [e for r in runs for e in r["errors"]]
             res["correct"] = not errors
             if errors:
