@@ -232,3 +232,32 @@ def test_structural_ids_equal_iff_nodes_equal(patterns: list[str]) -> None:
     for i, a in enumerate(nodes):
         for j, b in enumerate(nodes):
             assert (ids[i] == ids[j]) == (a == b), (patterns[i], patterns[j])
+
+
+def _nfa_arrays(nfa: object) -> list[object]:
+    return [np.asarray(getattr(nfa, f)).tolist()
+            for f in ("kind", "label", "succ", "eps_ptr", "eps_dst", "lexeme", "live")] + [
+        list(nfa.starts), list(nfa.labels)]  # type: ignore[attr-defined]
+
+
+@settings(max_examples=60, deadline=None)
+@given(item=st.sampled_from([r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])', r"(ab|c)", r"(a[bc]d)",
+                             r"((ab)?c)", r"(\u00e9|[a-z])", r"(x(y|z)*)", r"(a|b|)",
+                             r"([a-z]{2,3}|\d)"]),
+       lo=st.integers(0, 40), extra=st.integers(0, 60), tail=st.sampled_from(["", "x", "(a|b)"]))
+def test_bulk_copies_lay_out_the_nfa_exactly_as_one_by_one(item: str, lo: int, extra: int,
+                                                          tail: str) -> None:
+    """A counted repetition's copies laid out in bulk (``_Builder.copies``) give the very
+    NFA the one-by-one loop builds: same states, numbers, edges and trimming."""
+    from constrained.automata import nfa as nfa_module
+
+    node = parse_regex(f"{item}{{{lo},{lo + extra}}}{tail}")
+    saved = nfa_module._BULK_COPIES, nfa_module._BULK_MIN
+    try:
+        nfa_module._BULK_COPIES, nfa_module._BULK_MIN = False, 24
+        reference = nfa_module.build_nfa([node])
+        nfa_module._BULK_COPIES, nfa_module._BULK_MIN = True, 2  # bulk wherever possible
+        bulk = nfa_module.build_nfa([node])
+    finally:
+        nfa_module._BULK_COPIES, nfa_module._BULK_MIN = saved
+    assert _nfa_arrays(bulk) == _nfa_arrays(reference)
