@@ -3,7 +3,6 @@ state/lexeme API, vectorised stepping, forced bytes and thread-safe growth."""
 from __future__ import annotations
 
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from constrained.automata import DEAD, LazyDFA, parse_regex
+from tests.testdata import run_threads
 
 CASES: list[tuple[str, list[str]]] = [
     (r"\d{3}-\d{4}", ["123-4567", "12-4567", "١٢٣-٤٥٦٧", "123-45678", ""]),
@@ -125,11 +125,7 @@ def test_concurrent_growth() -> None:
             if dfa.matches(w.encode()) != bool(re.fullmatch(r"[a-z]{1,6}(\d|x){1,4}", w)):
                 errors.append(w)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(run)
     assert not errors
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from constrained import gcpause
 from constrained.gcpause import collector_paused
+from tests.testdata import run_threads
 
 
 @pytest.fixture(autouse=True)
@@ -62,11 +63,7 @@ def test_concurrent_pauses_leave_the_collector_enabled() -> None:
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work)
     assert not errors
     assert gc.isenabled()
 

@@ -15,6 +15,7 @@ from constrained.compile import compile_choice, compile_regex, compile_regex_nod
 from constrained.errors import RollbackError
 from constrained.automata.ast import literal
 from constrained.vocab import Vocabulary
+from tests.testdata import run_threads
 
 # ids:        0     1     2     3      4      5       6        7       8        9
 TOKENS = [b"a", b"b", b"ab", b"c", b"abc", b"<s>", b"</s>", b"\xce", b"\xbb", b"\xce\xbb"]
@@ -245,11 +246,7 @@ def test_threads_share_a_constraint(load_vocab) -> None:
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    run_threads(run)
     assert not errors, errors
 
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,12 @@ def lark_accepts(parser: object, text: str) -> bool:
     except lark.exceptions.LarkError:
         return False
     return True
+
+
+def run_threads(target: Callable[[], object], n: int = 4) -> None:
+    """Run ``target`` in ``n`` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
