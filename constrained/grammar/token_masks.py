@@ -193,7 +193,7 @@ def _tiny_walk(trie: PreorderTrie, mode: LexerMode, entry: np.ndarray,
     compiled walk then runs from the start).
 
     Most entry walks of expression grammars are a lexeme of one or two bytes followed
-    by a byte that ends it: ``----`` (Llama-3 has such tokens of up to 64 dashes) is a
+    by a byte that ends it: ``----`` (Llama-3 has long runs of dashes as tokens) is a
     unary minus per byte, one round and one new walk each; 83% of the new walks of a
     cold arithmetic pass keep at most four tokens and lexeme ends together. On such
     walks that keep tokens and end lexemes, the compiled walk with its grouping took a
@@ -222,11 +222,10 @@ def _tiny_walk(trie: PreorderTrie, mode: LexerMode, entry: np.ndarray,
                 if visits > _TINY_VISITS:
                     return None
                 b = tok_bit.item(i)
-                if b > 0:
-                    words[(b - TOKEN_BIT_OFFSET) >> 5] = (
-                        words.get((b - TOKEN_BIT_OFFSET) >> 5, 0) | 1 << (b & 31))
-                elif b < 0:
-                    for tok in trie.tok_ids[trie.tok_ptr[i]:trie.tok_ptr[i + 1]].tolist():
+                if b != 0:  # the node's token(s) stay inside the lexeme
+                    toks = ([b - TOKEN_BIT_OFFSET] if b > 0 else
+                            trie.tok_ids[trie.tok_ptr[i]:trie.tok_ptr[i + 1]].tolist())
+                    for tok in toks:
                         words[tok >> 5] = words.get(tok >> 5, 0) | 1 << (tok & 31)
                 i += 1
                 while i < stop:  # the next live node of the subtree
