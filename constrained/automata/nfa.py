@@ -13,7 +13,7 @@ only ever contain those, so every non-empty DFA state is live.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -257,27 +257,30 @@ class _Builder:
             self.eps[loop] = [copy(item, loop), nxt]
             cur = loop
         else:
-            cur = nxt
-            k = hi - lo
-            if k > _BULK_MIN and _BULK_COPIES:  # the first copy makes the template, the rest in bulk
-                opt = self.new(KIND_EPS)
-                self.eps[opt] = [copy(item, cur), nxt]
-                cur = opt
-                done = self.copies(item, cur, k - 1, nxt)
-                k = 0 if done is not None else k - 1
-                cur = cur if done is None else done
-            for _ in range(k):
-                opt = self.new(KIND_EPS)
-                self.eps[opt] = [copy(item, cur), nxt]
-                cur = opt
-        k = lo
+            cur = self._chain(item, nxt, hi - lo, nxt, copy)
+        return self._chain(item, cur, lo, None, copy)
+
+    def _chain(self, item: Node, cur: int, k: int, exit_to: int | None,
+               copy: Callable[[Node, int], int]) -> int:
+        """``k`` copies of ``item`` laid right to left ending at ``cur``: each behind an
+        optional-exit state ``[copy entry, exit_to]`` with ``exit_to``, chained entry to
+        next without. Past ``_BULK_MIN`` copies the first makes the template and the rest
+        are laid out by :meth:`copies`; returns the new entry."""
+        def one(cur: int) -> int:
+            if exit_to is None:
+                return copy(item, cur)
+            opt = self.new(KIND_EPS)
+            self.eps[opt] = [copy(item, cur), exit_to]
+            return opt
+
         if k > _BULK_MIN and _BULK_COPIES:
-            cur = copy(item, cur)
-            done = self.copies(item, cur, k - 1, None)
-            k = 0 if done is not None else k - 1
-            cur = cur if done is None else done
+            cur = one(cur)
+            done = self.copies(item, cur, k - 1, exit_to)
+            if done is not None:
+                return done
+            k -= 1
         for _ in range(k):
-            cur = copy(item, cur)
+            cur = one(cur)
         return cur
 
     def copies(self, item: Node, cur: int, k: int, exit_to: int | None) -> int | None:

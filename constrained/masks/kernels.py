@@ -28,8 +28,8 @@ from numba import njit
 from ..automata.rows import expand_row
 
 __all__ = ["PreorderTrie", "bucket_nodes", "compress_preorder", "distinct_sorted", "end_state",
-           "lexer_walk_nodes", "nonzero_words", "preorder_trie", "restrict_preorder",
-           "walk_tokens", "warm_up"]
+           "lexer_walk_nodes", "nonzero_words", "or_words_at", "preorder_trie",
+           "restrict_preorder", "walk_tokens", "warm_up"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -291,17 +291,12 @@ class EarleyParser:
         """:meth:`_build` of the one item ``it`` whose dot stands before ``sym``, a lexeme
         or a nonterminal that is not nullable (the set is the item plus predictions).
 
-        Most new sets of a cold mask come here (~4 us each before; the intern lookup is
-        inlined and the per-symbol part is one cached tuple, so a set costs its dict
-        copy, its object and its intern entry)."""
+        Most new sets of a cold mask come here; the per-symbol part is one cached tuple,
+        so a set costs its lookup, its dict copy, its object and its intern entry."""
         key = frozenset((it,))
-        ref = self._intern.get(key)
-        if ref is not None:
-            found = ref()
-            if found is not None:
-                with self._lock:
-                    self._touch(found)
-                return found
+        found = self._lookup(key)
+        if found is not None:
+            return found
         base = self._one.get(sym)
         if base is None:
             base = self._one_base(sym)
