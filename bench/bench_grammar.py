@@ -135,8 +135,10 @@ ENGINES = ("ours", "llguidance", "xgrammar")
 def _merge_rounds(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """One case's results over two workers: per-step minima of both, the faster
     compile and first mask, correct only if both were."""
-    if old is None or "error" in old or "error" in new:
-        return new if old is None or "error" in old else old
+    if old is None or "error" in old:
+        return new
+    if "error" in new:
+        return old
     out = dict(new)
     out["compile_ms"] = min(old["compile_ms"], new["compile_ms"])
     out["ttfm_ms"] = min(old["ttfm_ms"], new["ttfm_ms"])

@@ -145,7 +145,6 @@ def run_engine(engine: str, vocab_name: str, start: int, count: int, n: int) -> 
     max_len = max(len(t) for t in ids)
     rows = stratified_sample(n)[start:start + count]
     out: dict[str, Any] = {}
-    compiled = m = None
     for row in rows:
         res: dict[str, Any] = {"category": row["category"]}
         # the previous schema's constraint is released (and caches cleared) before the

@@ -56,9 +56,10 @@ def test_concurrent_pauses_leave_the_collector_enabled() -> None:
 
     def work() -> None:
         try:
-            for _ in range(200):
+            for k in range(200):
                 with collector_paused():
-                    barrier.wait(timeout=10) if _ == 0 else None
+                    if k == 0:  # every thread inside a pause at once
+                        barrier.wait(timeout=10)
                     assert not gc.isenabled()
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
